@@ -1,0 +1,79 @@
+"""What `entryway serve` prints: what a user needs next."""
+
+from __future__ import annotations
+
+import shlex
+
+from entryway.config.seed import DemoSeed
+from entryway.config.settings import Settings
+from entryway.identity.directory.first_party import AZURE_DEVOPS
+
+
+def exports(
+    settings: Settings, tenant_id: str, client_id: str, secret: str | None, org: str | None
+) -> list[str]:
+    lines = [
+        f"export REQUESTS_CA_BUNDLE={shlex.quote(str(settings.ca_bundle))}",
+        f"export SSL_CERT_FILE={shlex.quote(str(settings.ca_bundle))}",
+        f"export AZURE_AUTHORITY_HOST={settings.identity_origin}",
+        f"export AZURE_TENANT_ID={tenant_id}",
+        f"export AZURE_CLIENT_ID={client_id}",
+    ]
+    if secret is not None:
+        lines.append(f"export AZURE_CLIENT_SECRET={shlex.quote(secret)}")
+    if org is not None:
+        lines.append(f"export ENTRYWAY_DEVOPS_URL={settings.devops_origin}/{org}")
+    return lines
+
+
+PYTHON_EXAMPLE = """\
+import os, requests
+from azure.identity import ClientSecretCredential
+
+credential = ClientSecretCredential(
+    os.environ["AZURE_TENANT_ID"], os.environ["AZURE_CLIENT_ID"], os.environ["AZURE_CLIENT_SECRET"],
+    authority=os.environ["AZURE_AUTHORITY_HOST"], disable_instance_discovery=True)
+token = credential.get_token("{resource}/.default").token
+print(requests.get(os.environ["ENTRYWAY_DEVOPS_URL"] + "/_apis/connectionData",
+                   headers={{"Authorization": "Bearer " + token}}).json()["authenticatedUser"])
+"""
+
+
+def render(settings: Settings, seed: DemoSeed | None, *, first_start: bool) -> str:
+    out = [
+        "Entryway is running.",
+        f"  identity platform  {settings.identity_origin}",
+        f"  DevOps service     {settings.devops_origin}",
+        f"  CA bundle          {settings.ca_bundle}",
+        f"  data directory     {settings.data_dir}",
+        "",
+    ]
+    if seed is not None:
+        out += [
+            "Demo tenant, app and organization (created on this first start):",
+            f"  tenant id      {seed.tenant_id}  ({seed.tenant_domain})",
+            f"  client id      {seed.client_id}",
+            f"  client secret  {seed.client_secret}",
+            "  The secret is shown this once; only a digest of it is stored.",
+            f"  organization   {settings.devops_origin}/{seed.organization}",
+            "",
+            "Paste into your shell:",
+            *(
+                "  " + line
+                for line in exports(
+                    settings, seed.tenant_id, seed.client_id, seed.client_secret, seed.organization
+                )
+            ),
+            "",
+            "Then, in Python (pip install azure-identity requests):",
+            *("  " + line for line in PYTHON_EXAMPLE.format(resource=AZURE_DEVOPS.app_id).splitlines()),
+            "",
+        ]
+    elif not first_start:
+        out += [
+            "`entryway env` prints the environment exports for this instance;",
+            "`entryway app secret add --tenant T --app A` makes a new client secret.",
+            "",
+        ]
+    out.append("Press Ctrl+C to stop.")
+    return "\n".join(out)

@@ -1,0 +1,508 @@
+"""`entryway`: serve, env, and administration of tenants, apps, users, organizations and keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from entryway.config.settings import DEFAULT_DEVOPS_PORT, DEFAULT_IDENTITY_PORT, Settings
+
+if TYPE_CHECKING:
+    from entryway.runtime import Runtime
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Entryway: Entra ID and Azure DevOps, self-hosted."
+)
+tenant_app = typer.Typer(no_args_is_help=True, help="Tenants.")
+apps_app = typer.Typer(no_args_is_help=True, help="App registrations and their client secrets.")
+secret_app = typer.Typer(no_args_is_help=True, help="Client secrets of an app registration.")
+user_app = typer.Typer(no_args_is_help=True, help="Users.")
+org_app = typer.Typer(no_args_is_help=True, help="DevOps organizations.")
+member_app = typer.Typer(no_args_is_help=True, help="Members of an organization.")
+keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys.")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(apps_app, name="app")
+apps_app.add_typer(secret_app, name="secret")
+app.add_typer(user_app, name="user")
+app.add_typer(org_app, name="org")
+org_app.add_typer(member_app, name="member")
+app.add_typer(keys_app, name="keys")
+
+STATE_FILE = "state.json"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("ENTRYWAY_DATA_DIR", ".entryway")).resolve()
+
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        help="Where Entryway keeps its database, keys and CA (env ENTRYWAY_DATA_DIR).",
+        default_factory=default_data_dir,
+        show_default=".entryway",
+    ),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def admin_runtime(data_dir: Path) -> Iterator[Runtime]:
+    """The runtime for an administrative command on a data directory (the server may be running)."""
+    from entryway.config.declarative import ConfigError
+    from entryway.devops.orgs.service import OrgError
+    from entryway.identity.directory.service import DirectoryError
+    from entryway.runtime import Runtime
+
+    settings = _saved_settings(data_dir)
+    runtime = Runtime.open(settings)
+    try:
+        yield runtime
+    except (DirectoryError, OrgError, ConfigError) as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        runtime.close()
+
+
+def _saved_settings(data_dir: Path) -> Settings:
+    state = data_dir / STATE_FILE
+    if state.exists():
+        saved = json.loads(state.read_text())
+        return Settings(
+            data_dir=data_dir,
+            host=saved["host"],
+            identity_port=saved["identity_port"],
+            devops_port=saved["devops_port"],
+            database_url=saved.get("database_url"),
+        )
+    return Settings(data_dir=data_dir)
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    data_dir: DataDir,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Declarative YAML config applied at start.")
+    ] = None,
+    identity_port: Annotated[
+        int, typer.Option(help="Port of the identity platform (0 picks one).")
+    ] = DEFAULT_IDENTITY_PORT,
+    devops_port: Annotated[
+        int, typer.Option(help="Port of the DevOps service (0 picks one).")
+    ] = DEFAULT_DEVOPS_PORT,
+    host: Annotated[str, typer.Option(help="Host name in every URL and in the certificate.")] = "localhost",
+    bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    cert_name: Annotated[
+        list[str] | None, typer.Option("--cert-name", help="Extra certificate name (repeatable).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes sharing the ports.")] = 1,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in the data dir).")
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option(help="Seed a demo tenant, app and organization on first start.")
+    ] = True,
+) -> None:
+    """Start the identity platform and the DevOps service over HTTPS."""
+    from entryway.cli.banner import render
+    from entryway.config.declarative import ConfigError, apply_config, load_config
+    from entryway.config.seed import ensure_installation, seed_demo
+    from entryway.server import EntrywayServer
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings(
+        data_dir=data_dir,
+        host=host,
+        bind=bind,
+        identity_port=identity_port,
+        devops_port=devops_port,
+        extra_names=tuple(cert_name or ()),
+        database_url=database_url,
+        workers=workers,
+    )
+    server = EntrywayServer(settings)
+    try:
+        runtime = server.prepare()
+    except OSError as exc:
+        raise fail(f"cannot listen: {exc.strerror} (is another Entryway running? try other ports)") from exc
+    first_start = ensure_installation(runtime)
+    if config is not None:
+        try:
+            report = apply_config(runtime, load_config(config), str(config))
+        except ConfigError as exc:
+            raise fail(str(exc)) from exc
+        for line in report.created:
+            typer.echo(f"config: created {line}")
+    seed = seed_demo(runtime) if first_start and demo and config is None else None
+    actual = runtime.settings
+    (data_dir / STATE_FILE).write_text(
+        json.dumps(
+            {
+                "host": actual.host,
+                "identity_port": actual.identity_port,
+                "devops_port": actual.devops_port,
+                "database_url": actual.database_url,
+                "identity_origin": actual.identity_origin,
+                "devops_origin": actual.devops_origin,
+            },
+            indent=2,
+        )
+    )
+    typer.echo(render(actual, seed, first_start=first_start))
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.stop()
+
+
+@app.command()
+def env(
+    data_dir: DataDir,
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant id or domain (default: the demo tenant).")
+    ] = None,
+    app_ref: Annotated[str | None, typer.Option("--app", help="Client id or app name.")] = None,
+    org: Annotated[str | None, typer.Option(help="Organization name.")] = None,
+) -> None:
+    """Print the environment exports for this instance (client secrets are never stored, so never printed)."""
+    from entryway.cli.banner import exports
+    from entryway.config.seed import DEMO_APP, DEMO_ORG, DEMO_SEEDED_SETTING
+    from entryway.devops.orgs.service import OrgService
+    from entryway.identity.directory.service import DirectoryService
+    from entryway.store.models import SettingRow
+
+    with admin_runtime(data_dir) as rt:
+        with rt.db.unit_of_work() as session:
+            directory = DirectoryService(session, rt.clock, rt.digester)
+            demo = session.get(SettingRow, DEMO_SEEDED_SETTING)
+            ref = tenant or (demo.value if demo else None)
+            if ref is None:
+                raise fail("no demo tenant here: pass --tenant")
+            t = directory.find_tenant(ref)
+            application = directory.find_application(t, app_ref or DEMO_APP)
+            org_name = org or (DEMO_ORG if OrgService(session, rt.clock).find(DEMO_ORG) else None)
+            for line in exports(rt.settings, t.id, application.app_id, None, org_name):
+                typer.echo(line)
+        typer.echo("# AZURE_CLIENT_SECRET is shown only when it is created: `entryway app secret add`.")
+
+
+# --- tenants -------------------------------------------------------------------------------------
+
+
+@tenant_app.command("create")
+def tenant_create(
+    data_dir: DataDir,
+    domain: Annotated[
+        list[str], typer.Option("--domain", help="Domain name (repeatable; the first is initial).")
+    ],
+    tenant_id: Annotated[str | None, typer.Option("--id", help="Tenant id (default: a new GUID).")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    token_lifetime: Annotated[int, typer.Option(help="Access token lifetime in seconds (600-86400).")] = 3600,
+) -> None:
+    """Create a tenant."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        t = DirectoryService(session, rt.clock, rt.digester).create_tenant(
+            domain, tenant_id=tenant_id, display_name=name, access_token_lifetime_seconds=token_lifetime
+        )
+        typer.echo(t.id)
+
+
+@tenant_app.command("list")
+def tenant_list(data_dir: DataDir) -> None:
+    """List tenants: id, domains, display name."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.read() as session:
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        for t in directory.list_tenants():
+            typer.echo(f"{t.id}\t{','.join(directory.domains_of(t))}\t{t.display_name}")
+
+
+# --- apps ----------------------------------------------------------------------------------------
+
+TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant id or domain.")]
+AppOpt = Annotated[str, typer.Option("--app", help="Client id or app name.")]
+
+
+@apps_app.command("create")
+def app_create(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    client_id: Annotated[str | None, typer.Option(help="Client id (default: a new GUID).")] = None,
+    with_secret: Annotated[bool, typer.Option(help="Also mint a client secret and print it once.")] = True,
+) -> None:
+    """Register an application (and its service principal) in a tenant."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        application, sp = directory.create_application(directory.find_tenant(tenant), name, app_id=client_id)
+        typer.echo(f"client id             {application.app_id}")
+        typer.echo(f"service principal id  {sp.object_id}")
+        if with_secret:
+            secret = directory.add_client_secret(application)
+            typer.echo(
+                f"client secret         {secret.value}  (shown once; expires {secret.expires_at:%Y-%m-%d})"
+            )
+
+
+@apps_app.command("list")
+def app_list(data_dir: DataDir, tenant: TenantOpt) -> None:
+    """List the app registrations of a tenant."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.read() as session:
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        for a in directory.list_applications(directory.find_tenant(tenant)):
+            typer.echo(f"{a.app_id}\t{a.display_name}")
+
+
+@apps_app.command("delete")
+def app_delete(data_dir: DataDir, tenant: TenantOpt, app_ref: AppOpt) -> None:
+    """Delete an app registration, its secrets and its service principals."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        directory.delete_application(directory.find_application(directory.find_tenant(tenant), app_ref))
+
+
+@secret_app.command("add")
+def secret_add(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    app_ref: AppOpt,
+    days: Annotated[int, typer.Option(min=1, max=730, help="Days until it expires.")] = 180,
+    name: Annotated[str, typer.Option(help="Description.")] = "",
+) -> None:
+    """Mint a client secret; it is printed this once and stored only as a digest."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        application = directory.find_application(directory.find_tenant(tenant), app_ref)
+        secret = directory.add_client_secret(
+            application, expires_at=rt.clock.now() + timedelta(days=days), display_name=name
+        )
+        typer.echo(f"key id   {secret.key_id}")
+        typer.echo(f"secret   {secret.value}")
+        typer.echo(f"expires  {secret.expires_at.isoformat()}")
+
+
+@secret_app.command("list")
+def secret_list(data_dir: DataDir, tenant: TenantOpt, app_ref: AppOpt) -> None:
+    """List an app's secrets: key id, hint, expiry (never the value)."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.read() as session:
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        application = directory.find_application(directory.find_tenant(tenant), app_ref)
+        for s in directory.list_client_secrets(application):
+            typer.echo(f"{s.key_id}\t{s.hint}***\t{s.expires_at.isoformat()}\t{s.display_name}")
+
+
+@secret_app.command("remove")
+def secret_remove(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    app_ref: AppOpt,
+    key_id: Annotated[str, typer.Option(help="Key id.")],
+) -> None:
+    """Remove a client secret; it stops working at once."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        directory.remove_client_secret(
+            directory.find_application(directory.find_tenant(tenant), app_ref), key_id
+        )
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+@user_app.command("create")
+def user_create(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    upn: Annotated[str, typer.Option(help="User principal name, in one of the tenant's domains.")],
+    display_name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="ENTRYWAY_USER_PASSWORD"),
+    ] = "",
+) -> None:
+    """Create a user with a password (stored as an argon2id hash)."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        user = directory.create_user(directory.find_tenant(tenant), upn, password, display_name)
+        typer.echo(user.object_id)
+
+
+@user_app.command("list")
+def user_list(data_dir: DataDir, tenant: TenantOpt) -> None:
+    """List the users of a tenant."""
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.read() as session:
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        for u in directory.list_users(directory.find_tenant(tenant)):
+            typer.echo(f"{u.object_id}\t{u.user_principal_name}\t{u.display_name}")
+
+
+# --- organizations -------------------------------------------------------------------------------
+
+OrgOpt = Annotated[str, typer.Option("--org", help="Organization name.")]
+
+
+@org_app.command("create")
+def org_create(
+    data_dir: DataDir, name: Annotated[str, typer.Option(help="Organization name.")], tenant: TenantOpt
+) -> None:
+    """Create an organization connected to a tenant."""
+    from entryway.devops.orgs.service import OrgService
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        t = DirectoryService(session, rt.clock, rt.digester).find_tenant(tenant)
+        org = OrgService(session, rt.clock).create(name, t.id)
+        typer.echo(f"{org.id}\t{rt.settings.devops_origin}/{org.name}")
+
+
+@org_app.command("list")
+def org_list(data_dir: DataDir) -> None:
+    """List organizations: id, name, tenant."""
+    from entryway.devops.orgs.service import OrgService
+
+    with admin_runtime(data_dir) as rt, rt.db.read() as session:
+        for org in OrgService(session, rt.clock).list_orgs():
+            typer.echo(f"{org.id}\t{org.name}\t{org.tenant_id}")
+
+
+@member_app.command("add")
+def member_add(
+    data_dir: DataDir,
+    org: OrgOpt,
+    app_ref: Annotated[
+        str | None, typer.Option("--app", help="Client id or name of an app in the org's tenant.")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="UPN of a user in the org's tenant.")] = None,
+    access: Annotated[str, typer.Option(help="stakeholder, basic or basicPlusTest.")] = "basic",
+) -> None:
+    """Add a service principal or a user to an organization (or change its access level)."""
+    from entryway.devops.orgs.service import AccessLevel, MemberKind, OrgService
+    from entryway.identity.directory.service import DirectoryService
+
+    if (app_ref is None) == (user is None):
+        raise fail("give exactly one of --app or --user")
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        orgs = OrgService(session, rt.clock)
+        directory = DirectoryService(session, rt.clock, rt.digester)
+        o = orgs.get(org)
+        t = directory.find_tenant(o.tenant_id)
+        level = AccessLevel.parse(access)
+        if app_ref is not None:
+            application = directory.find_application(t, app_ref)
+            sp = directory.service_principal_of(t, application)
+            m = orgs.add_member(
+                o,
+                object_id=sp.object_id,
+                kind=MemberKind.SERVICE_PRINCIPAL,
+                display_name=application.display_name,
+                principal_name=application.app_id,
+                access_level=level,
+            )
+        else:
+            assert user is not None
+            u = directory.find_user(user)
+            if u is None or u.tenant_id != t.id:
+                raise fail(f"'{user}' is not a user of tenant {t.id}")
+            m = orgs.add_member(
+                o,
+                object_id=u.object_id,
+                kind=MemberKind.USER,
+                display_name=u.display_name,
+                principal_name=u.user_principal_name,
+                access_level=level,
+            )
+        typer.echo(f"{m.object_id}\t{m.kind}\t{m.access_level}")
+
+
+@member_app.command("remove")
+def member_remove(
+    data_dir: DataDir, org: OrgOpt, object_id: Annotated[str, typer.Option(help="Object id.")]
+) -> None:
+    """Remove a member from an organization."""
+    from entryway.devops.orgs.service import OrgService
+
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        orgs = OrgService(session, rt.clock)
+        orgs.remove_member(orgs.get(org), object_id)
+
+
+@member_app.command("list")
+def member_list(data_dir: DataDir, org: OrgOpt) -> None:
+    """List an organization's members: object id, kind, access level, name."""
+    from entryway.devops.orgs.service import OrgService
+
+    with admin_runtime(data_dir) as rt, rt.db.read() as session:
+        orgs = OrgService(session, rt.clock)
+        for m in orgs.list_members(orgs.get(org)):
+            typer.echo(f"{m.object_id}\t{m.kind}\t{m.access_level}\t{m.principal_name}\t{m.display_name}")
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    data_dir: DataDir,
+    expect: Annotated[
+        str | None, typer.Option(help="Rotate only if this kid is still the active key.")
+    ] = None,
+) -> None:
+    """Make a new signing key active; the old one stays published until its tokens have expired."""
+    from entryway.keys.keyring import RotationConflict
+
+    with admin_runtime(data_dir) as rt:
+        try:
+            kid = rt.keys.rotate(expect)
+        except RotationConflict as exc:
+            raise fail(f"the active key is now {exc}; nothing rotated") from exc
+        typer.echo(kid)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir) -> None:
+    """List signing keys: kid, state, created, published until."""
+    with admin_runtime(data_dir) as rt:
+        for k in rt.keys.list_keys():
+            until = k.publish_until.isoformat() if k.publish_until else "-"
+            typer.echo(f"{k.kid}\t{k.state}\t{k.created_at.isoformat()}\t{until}")
+
+
+def main() -> None:
+    app()

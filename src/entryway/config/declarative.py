@@ -1,0 +1,256 @@
+"""The declarative config file: tenants, users, apps and organizations created at start, idempotently.
+
+Its format is a public interface (docs/config.md). Applying it is one unit of work: a file with any error
+changes nothing. Applying the same file twice changes nothing the second time: existing tenants, users,
+apps, secrets and memberships are matched, not recreated (a user's password is set only when the user is
+created).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from entryway.devops.orgs.service import AccessLevel, MemberKind, OrgError, OrgService
+from entryway.identity.directory.service import DirectoryError, DirectoryService
+from entryway.kit.ids import parse_guid
+from entryway.runtime import Runtime
+from entryway.store.models import ApplicationRow, TenantRow
+
+
+class ConfigError(ValueError):
+    """The config file is wrong; the message names where."""
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+
+    def note(self, what: str) -> None:
+        self.created.append(what)
+
+
+class _Reader:
+    """Typed access to a parsed YAML mapping, with the path of each value for error messages."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping")
+        self._data = data
+        self.path = path
+
+    def check_keys(self, allowed: set[str]) -> None:
+        unknown = set(self._data) - allowed
+        if unknown:
+            raise ConfigError(f"{self.path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+
+    def text(self, key: str, *, required: bool = False) -> str | None:
+        value = self._data.get(key)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.path}.{key}: required")
+            return None
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ConfigError(f"{self.path}.{key}: expected a string")
+        return str(value)
+
+    def number(self, key: str) -> int | None:
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{self.path}.{key}: expected a whole number")
+        return value
+
+    def strings(self, key: str) -> list[str]:
+        value = self._data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self.path}.{key}: expected a list of strings")
+        return list(value)
+
+    def items(self, key: str) -> list[_Reader]:
+        value = self._data.get(key, [])
+        if not isinstance(value, list):
+            raise ConfigError(f"{self.path}.{key}: expected a list")
+        return [_Reader(item, f"{self.path}.{key}[{i}]") for i, item in enumerate(value)]
+
+
+def load_config(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+
+
+def _parse_expiry(value: str | None, where: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: expected an ISO 8601 date, like 2027-06-30") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def apply_config(runtime: Runtime, data: Any, source: str = "config") -> ApplyReport:
+    """Create what the config declares and does not exist yet; all or nothing."""
+    root = _Reader(data, source)
+    root.check_keys({"tenants", "organizations"})
+    report = ApplyReport()
+    with runtime.db.unit_of_work() as session:
+        directory = DirectoryService(session, runtime.clock, runtime.digester)
+        orgs = OrgService(session, runtime.clock)
+        try:
+            for tenant_cfg in root.items("tenants"):
+                _apply_tenant(directory, tenant_cfg, report)
+            for org_cfg in root.items("organizations"):
+                _apply_org(directory, orgs, org_cfg, report)
+        except (DirectoryError, OrgError) as exc:
+            raise ConfigError(str(exc)) from exc
+    return report
+
+
+def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport) -> None:
+    cfg.check_keys({"id", "domains", "display_name", "access_token_lifetime", "users", "apps"})
+    tenant_id = cfg.text("id")
+    domains = cfg.strings("domains")
+    if tenant_id is not None and parse_guid(tenant_id) is None:
+        raise ConfigError(f"{cfg.path}.id: '{tenant_id}' is not a GUID")
+    if not domains:
+        raise ConfigError(f"{cfg.path}.domains: a tenant needs at least one domain")
+    lifetime = cfg.number("access_token_lifetime")
+    tenant = directory.find_tenant_or_none(tenant_id or domains[0])
+    if tenant is None:
+        tenant = directory.create_tenant(
+            domains,
+            tenant_id=tenant_id,
+            display_name=cfg.text("display_name"),
+            access_token_lifetime_seconds=lifetime or 3600,
+        )
+        report.note(f"tenant {tenant.id}")
+    else:
+        known = set(directory.domains_of(tenant))
+        for domain in domains:
+            if domain.lower() not in known:
+                directory.add_domain(tenant, domain)
+                report.note(f"domain {domain}")
+        if lifetime is not None and lifetime != tenant.access_token_lifetime_seconds:
+            directory.set_token_lifetime(tenant, lifetime)
+            report.note(f"token lifetime {lifetime}s for {tenant.id}")
+
+    _apply_users(directory, tenant, cfg, report)
+    apps: list[tuple[ApplicationRow, _Reader]] = []
+    for app_cfg in cfg.items("apps"):
+        apps.append((_apply_app(directory, tenant, app_cfg, report), app_cfg))
+    # Grants come after every app exists, so an app may be granted roles of an app declared after it.
+    for app, app_cfg in apps:
+        for grant_cfg in app_cfg.items("grants"):
+            grant_cfg.check_keys({"resource", "roles"})
+            resource_ref = grant_cfg.text("resource", required=True)
+            assert resource_ref is not None
+            resource = directory.find_application(tenant, resource_ref)
+            for role in grant_cfg.strings("roles"):
+                directory.grant_app_role(tenant, app, resource, role)
+
+
+def _apply_users(directory: DirectoryService, tenant: TenantRow, cfg: _Reader, report: ApplyReport) -> None:
+    for user_cfg in cfg.items("users"):
+        user_cfg.check_keys({"upn", "password", "display_name"})
+        upn = user_cfg.text("upn", required=True)
+        assert upn is not None
+        if directory.find_user(upn) is None:
+            directory.create_user(tenant, upn, user_cfg.text("password"), user_cfg.text("display_name"))
+            report.note(f"user {upn}")
+
+
+def _apply_app(
+    directory: DirectoryService, tenant: TenantRow, cfg: _Reader, report: ApplyReport
+) -> ApplicationRow:
+    cfg.check_keys({"name", "client_id", "secrets", "identifier_uris", "app_roles", "grants"})
+    name = cfg.text("name", required=True)
+    assert name is not None
+    client_id = cfg.text("client_id")
+    try:
+        app = directory.find_application(tenant, client_id or name)
+    except DirectoryError:
+        app, _sp = directory.create_application(
+            tenant,
+            name,
+            app_id=client_id,
+            identifier_uris=cfg.strings("identifier_uris"),
+            app_roles=cfg.strings("app_roles"),
+        )
+        report.note(f"app {name} ({app.app_id})")
+    for secret_cfg in cfg.items("secrets"):
+        secret_cfg.check_keys({"value", "expires", "display_name"})
+        value = secret_cfg.text("value", required=True)
+        assert value is not None
+        if directory.has_secret(app, value):
+            continue
+        expires = _parse_expiry(secret_cfg.text("expires"), f"{secret_cfg.path}.expires")
+        directory.add_client_secret(
+            app,
+            value=value,
+            expires_at=expires or directory.now() + timedelta(days=365),
+            display_name=secret_cfg.text("display_name") or "config",
+        )
+        report.note(f"secret for {name}")
+    return app
+
+
+def _apply_org(directory: DirectoryService, orgs: OrgService, cfg: _Reader, report: ApplyReport) -> None:
+    cfg.check_keys({"name", "tenant", "members"})
+    name = cfg.text("name", required=True)
+    tenant_ref = cfg.text("tenant", required=True)
+    assert name is not None
+    assert tenant_ref is not None
+    tenant = directory.find_tenant(tenant_ref)
+    org = orgs.find(name)
+    if org is None:
+        org = orgs.create(name, tenant.id)
+        report.note(f"organization {name}")
+    elif org.tenant_id != tenant.id:
+        raise ConfigError(f"{cfg.path}: organization '{name}' is connected to tenant {org.tenant_id}")
+    for member_cfg in cfg.items("members"):
+        member_cfg.check_keys({"app", "user", "access"})
+        access = AccessLevel.parse(member_cfg.text("access") or "basic")
+        app_ref, upn = member_cfg.text("app"), member_cfg.text("user")
+        if (app_ref is None) == (upn is None):
+            raise ConfigError(f"{member_cfg.path}: give exactly one of 'app' or 'user'")
+        if app_ref is not None:
+            app = directory.find_application(tenant, app_ref)
+            sp = directory.service_principal_of(tenant, app)
+            object_id, kind, display, principal_name = (
+                sp.object_id,
+                MemberKind.SERVICE_PRINCIPAL,
+                app.display_name,
+                app.app_id,
+            )
+        else:
+            assert upn is not None
+            user = directory.find_user(upn)
+            if user is None or user.tenant_id != tenant.id:
+                raise ConfigError(f"{member_cfg.path}.user: '{upn}' is not a user of tenant {tenant.id}")
+            object_id, kind, display, principal_name = (
+                user.object_id,
+                MemberKind.USER,
+                user.display_name,
+                user.user_principal_name,
+            )
+        existing = orgs.find_member(org, object_id)
+        if existing is None or existing.access_level is not access:
+            orgs.add_member(
+                org,
+                object_id=object_id,
+                kind=kind,
+                display_name=display,
+                principal_name=principal_name,
+                access_level=access,
+            )
+            report.note(f"member {principal_name} of {name}")

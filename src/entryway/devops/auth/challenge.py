@@ -1,0 +1,37 @@
+"""The 401 an unauthenticated or refused request gets, with what real clients use for tenant discovery:
+`WWW-Authenticate: Bearer authorization_uri=…`, `X-VSS-ResourceTenant` (Git Credential Manager, the
+pipelines agent) and the TF400813 WrappedException body (devops-wire-contract 1.4)."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+
+from entryway.devops.web.errors import wrapped_exception
+
+TF400813 = "TF400813: Resource not available for anonymous access. Client authentication required."
+
+
+def unauthorized(identity_origin: str, devops_origin: str, tenant_id: str, *, body: bool = True) -> Response:
+    payload = wrapped_exception(
+        TF400813,
+        type_name=(
+            "Microsoft.TeamFoundation.Framework.Server.UnauthorizedRequestException, "
+            "Microsoft.TeamFoundation.Framework.Server"
+        ),
+        type_key="UnauthorizedRequestException",
+        event_id=3000,
+    )
+    response = Response(
+        orjson.dumps(payload) if body else b"",
+        status_code=401,
+        media_type="application/json; charset=utf-8",
+    )
+    # Separate header lines, as git passes each to credential helpers as one `wwwauth[]` value.
+    response.headers.append("WWW-Authenticate", f"Bearer authorization_uri={identity_origin}/{tenant_id}")
+    response.headers.append("WWW-Authenticate", f'Basic realm="{devops_origin}/"')
+    response.headers.append("WWW-Authenticate", "TFS-Federated")
+    response.headers["X-VSS-ResourceTenant"] = tenant_id
+    response.headers["X-VSS-AuthorizationEndpoint"] = f"{identity_origin}/{tenant_id}"
+    response.headers["X-TFS-FedAuthRealm"] = f"{devops_origin}/"
+    return response

@@ -1,0 +1,1 @@
+"""Organizations connected to a tenant, and their members by Entra object id."""

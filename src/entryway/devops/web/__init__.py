@@ -1,0 +1,1 @@
+"""HTTP routes of the DevOps service, and the wire shapes of its answers."""

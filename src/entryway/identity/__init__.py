@@ -1,0 +1,1 @@
+"""The Entra-compatible identity platform."""

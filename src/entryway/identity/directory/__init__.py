@@ -1,0 +1,1 @@
+"""The directory: tenants, users, app registrations, service principals and their credentials."""

@@ -1,0 +1,145 @@
+"""Every query on the directory's tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from entryway.store.models import (
+    ApplicationRow,
+    AppRoleAssignmentRow,
+    ClientSecretRow,
+    IdentifierUriRow,
+    ServicePrincipalRow,
+    TenantDomainRow,
+    TenantRow,
+    UserRow,
+)
+
+
+class DirectoryRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, row: object) -> None:
+        self._session.add(row)
+
+    def flush(self) -> None:
+        self._session.flush()
+
+    # tenants
+    def find_tenant(self, tenant_id: str) -> TenantRow | None:
+        return self._session.get(TenantRow, tenant_id)
+
+    def find_tenant_by_domain(self, domain: str) -> TenantRow | None:
+        row = self._session.get(TenantDomainRow, domain.lower())
+        return None if row is None else self._session.get(TenantRow, row.tenant_id)
+
+    def find_domain(self, domain: str) -> TenantDomainRow | None:
+        return self._session.get(TenantDomainRow, domain.lower())
+
+    def list_tenants(self) -> list[TenantRow]:
+        return list(self._session.scalars(select(TenantRow).order_by(TenantRow.created_at)))
+
+    def list_domains(self, tenant_id: str) -> list[str]:
+        return list(
+            self._session.scalars(
+                select(TenantDomainRow.name)
+                .where(TenantDomainRow.tenant_id == tenant_id)
+                .order_by(TenantDomainRow.is_initial.desc(), TenantDomainRow.name)
+            )
+        )
+
+    # applications and service principals
+    def find_application(self, app_id: str) -> ApplicationRow | None:
+        return self._session.scalars(select(ApplicationRow).where(ApplicationRow.app_id == app_id)).first()
+
+    def find_application_by_uri(self, uri: str) -> ApplicationRow | None:
+        row = self._session.get(IdentifierUriRow, uri.lower())
+        return None if row is None else self._session.get(ApplicationRow, row.application_object_id)
+
+    def find_application_by_name(self, tenant_id: str, display_name: str) -> ApplicationRow | None:
+        return self._session.scalars(
+            select(ApplicationRow).where(
+                ApplicationRow.tenant_id == tenant_id, ApplicationRow.display_name == display_name
+            )
+        ).first()
+
+    def list_applications(self, tenant_id: str) -> list[ApplicationRow]:
+        return list(
+            self._session.scalars(
+                select(ApplicationRow)
+                .where(ApplicationRow.tenant_id == tenant_id)
+                .order_by(ApplicationRow.created_at)
+            )
+        )
+
+    def list_first_party_applications(self) -> list[ApplicationRow]:
+        return list(self._session.scalars(select(ApplicationRow).where(ApplicationRow.tenant_id.is_(None))))
+
+    def find_service_principal(self, tenant_id: str, app_id: str) -> ServicePrincipalRow | None:
+        return self._session.scalars(
+            select(ServicePrincipalRow).where(
+                ServicePrincipalRow.tenant_id == tenant_id, ServicePrincipalRow.app_id == app_id
+            )
+        ).first()
+
+    def list_secrets(self, application_object_id: str) -> list[ClientSecretRow]:
+        return list(
+            self._session.scalars(
+                select(ClientSecretRow)
+                .where(ClientSecretRow.application_object_id == application_object_id)
+                .order_by(ClientSecretRow.created_at)
+            )
+        )
+
+    def find_secret_by_digest(self, digest: str) -> ClientSecretRow | None:
+        return self._session.scalars(select(ClientSecretRow).where(ClientSecretRow.digest == digest)).first()
+
+    def delete_secret(self, application_object_id: str, key_id: str) -> bool:
+        result = self._session.execute(
+            delete(ClientSecretRow).where(
+                ClientSecretRow.application_object_id == application_object_id,
+                ClientSecretRow.key_id == key_id,
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def delete_application(self, object_id: str) -> None:
+        self._session.execute(delete(ApplicationRow).where(ApplicationRow.object_id == object_id))
+
+    def list_granted_roles(self, principal_id: str, resource_app_id: str) -> list[str]:
+        return list(
+            self._session.scalars(
+                select(AppRoleAssignmentRow.role)
+                .where(
+                    AppRoleAssignmentRow.principal_id == principal_id,
+                    AppRoleAssignmentRow.resource_app_id == resource_app_id,
+                )
+                .order_by(AppRoleAssignmentRow.role)
+            )
+        )
+
+    def find_role_assignment(
+        self, principal_id: str, resource_app_id: str, role: str
+    ) -> AppRoleAssignmentRow | None:
+        return self._session.scalars(
+            select(AppRoleAssignmentRow).where(
+                AppRoleAssignmentRow.principal_id == principal_id,
+                AppRoleAssignmentRow.resource_app_id == resource_app_id,
+                AppRoleAssignmentRow.role == role,
+            )
+        ).first()
+
+    # users
+    def find_user_by_upn(self, upn: str) -> UserRow | None:
+        return self._session.scalars(
+            select(UserRow).where(UserRow.user_principal_name == upn.lower())
+        ).first()
+
+    def list_users(self, tenant_id: str) -> list[UserRow]:
+        return list(
+            self._session.scalars(
+                select(UserRow).where(UserRow.tenant_id == tenant_id).order_by(UserRow.created_at)
+            )
+        )

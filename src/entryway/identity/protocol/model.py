@@ -1,0 +1,63 @@
+"""What the protocol knows of the directory: plain values, loaded by a `DirectoryPort`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    display_name: str
+    access_token_lifetime_seconds: int
+
+
+@dataclass(frozen=True)
+class ClientSecret:
+    key_id: str
+    digest: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Client:
+    """An application as seen from one tenant: its registration and its service principal there."""
+
+    app_id: str
+    display_name: str
+    service_principal_id: str
+    service_principal_enabled: bool
+    secrets: tuple[ClientSecret, ...]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource application with a service principal in the tenant: the audience of a token."""
+
+    app_id: str
+    display_name: str
+    access_token_version: int
+    delegated_scopes: tuple[str, ...]
+    app_roles: tuple[str, ...]
+
+
+class DirectoryPort(Protocol):
+    """The directory reads the token pipeline needs. Implemented in `identity.directory`."""
+
+    def find_tenant(self, ref: str) -> Tenant | None:
+        """`ref` is a tenant GUID or one of its domain names."""
+        ...
+
+    def find_client(self, tenant_id: str, client_id: str) -> Client | None: ...
+
+    def find_resource(self, tenant_id: str, identifier: str) -> Resource | None:
+        """`identifier` is an app id (GUID) or an identifier URI."""
+        ...
+
+    def find_app_roles_granted(
+        self, tenant_id: str, client_sp_id: str, resource_app_id: str
+    ) -> tuple[str, ...]:
+        """App roles assigned to the client's service principal on the resource."""
+        ...

@@ -1,0 +1,1 @@
+"""HTTP routes of the identity platform: discovery, keys, token. They adapt requests to the protocol."""

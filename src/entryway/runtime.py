@@ -1,0 +1,70 @@
+"""Everything one Entryway process holds: settings, clock, database, keys, and the two applications."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+
+from entryway.config.settings import Settings
+from entryway.devops.web.app import DevOpsContext, create_devops_app
+from entryway.identity.web.app import IdentityContext, create_identity_app
+from entryway.keys.keyring import KeyEncryptor, Keyring, KeyService
+from entryway.kit.clock import Clock, SystemClock
+from entryway.kit.secrets import MasterKey, SecretDigester
+from entryway.store.db import Database
+
+DIGEST_PURPOSE = "entryway/secret-digest/v1"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    db: Database
+    master_key: MasterKey
+    digester: SecretDigester
+    keys: KeyService
+    keyring: Keyring
+
+    @classmethod
+    def open(cls, settings: Settings, clock: Clock | None = None, *, run_migrations: bool = True) -> Runtime:
+        clock = clock or SystemClock()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        master_key = MasterKey.load_or_create(settings.data_dir, settings.master_key)
+        db = Database.open(settings.db_url, run_migrations=run_migrations)
+        encryptor = KeyEncryptor(master_key)
+        return cls(
+            settings=settings,
+            clock=clock,
+            db=db,
+            master_key=master_key,
+            digester=SecretDigester(master_key.derive(DIGEST_PURPOSE)),
+            keys=KeyService(db, encryptor, clock),
+            keyring=Keyring(db, encryptor, clock),
+        )
+
+    def identity_app(self) -> Starlette:
+        return create_identity_app(
+            IdentityContext(
+                origin=self.settings.identity_origin,
+                db=self.db,
+                keyring=self.keyring,
+                digester=self.digester,
+                clock=self.clock,
+            )
+        )
+
+    def devops_app(self) -> Starlette:
+        return create_devops_app(
+            DevOpsContext(
+                identity_origin=self.settings.identity_origin,
+                devops_origin=self.settings.devops_origin,
+                db=self.db,
+                clock=self.clock,
+                ca_bundle=str(self.settings.ca_bundle),
+            )
+        )
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,200 @@
+"""Serving both origins over TLS with uvicorn: in the foreground (`entryway serve`), in worker processes
+sharing the ports with SO_REUSEPORT, or on a background thread (tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from entryway.config.settings import Settings
+from entryway.kit.clock import Clock
+from entryway.kit.tls import TlsFiles, ensure_tls
+from entryway.runtime import Runtime
+
+log = logging.getLogger("entryway.server")
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool, listen: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn_server(app: Any, tls: TlsFiles) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=str(tls.server_cert),
+        ssl_keyfile=str(tls.server_key),
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+    )
+    return uvicorn.Server(config)
+
+
+@dataclass
+class _Serving:
+    servers: list[uvicorn.Server]
+
+    async def run(self, sockets: Sequence[socket.socket]) -> None:
+        await asyncio.gather(
+            *(s.serve(sockets=[sock]) for s, sock in zip(self.servers, sockets, strict=True))
+        )
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+
+
+class EntrywayServer:
+    """One installation's two origins. `prepare()` binds the ports (0 picks free ones), makes the TLS
+    files, migrates the database and makes sure a signing key exists."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self._requested = settings
+        self._clock = clock
+        self.runtime: Runtime | None = None
+        self.tls: TlsFiles | None = None
+        self._sockets: list[socket.socket] = []
+        self._serving: _Serving | None = None
+        self._thread: threading.Thread | None = None
+        self._workers: list[multiprocessing.process.BaseProcess] = []
+
+    @property
+    def settings(self) -> Settings:
+        assert self.runtime is not None, "call prepare() first"
+        return self.runtime.settings
+
+    def prepare(self) -> Runtime:
+        requested = self._requested
+        multi = requested.workers > 1
+        self._sockets = [
+            bind_socket(requested.bind, requested.identity_port, reuse_port=multi, listen=not multi),
+            bind_socket(requested.bind, requested.devops_port, reuse_port=multi, listen=not multi),
+        ]
+        settings = requested.with_ports(self._sockets[0].getsockname()[1], self._sockets[1].getsockname()[1])
+        runtime = Runtime.open(settings, self._clock)
+        names = [settings.host, *settings.extra_names]
+        self.tls = ensure_tls(settings.tls_dir, names, runtime.clock.now())
+        runtime.keys.ensure_active_key()
+        self.runtime = runtime
+        return runtime
+
+    # --- one process -----------------------------------------------------------------------------
+
+    def _serving_for(self, runtime: Runtime) -> _Serving:
+        assert self.tls is not None
+        return _Serving(
+            [
+                _uvicorn_server(runtime.identity_app(), self.tls),
+                _uvicorn_server(runtime.devops_app(), self.tls),
+            ]
+        )
+
+    def serve_forever(self) -> None:
+        """Serve in this process (and in worker processes when `workers` > 1) until interrupted."""
+        runtime = self.runtime or self.prepare()
+        if runtime.settings.workers > 1:
+            self._run_workers(runtime.settings)
+            return
+        self._serving = self._serving_for(runtime)
+        _run_loop(self._serving.run(self._sockets))
+
+    def start_in_thread(self) -> None:
+        """Serve on a background thread (tests); returns once both origins accept connections."""
+        runtime = self.runtime or self.prepare()
+        self._serving = self._serving_for(runtime)
+        serving = self._serving
+        self._thread = threading.Thread(target=_run_loop, args=(serving.run(self._sockets),), daemon=True)
+        self._thread.start()
+        while not all(s.started for s in serving.servers):
+            if not self._thread.is_alive():
+                raise RuntimeError("the server thread stopped during start-up")
+            threading.Event().wait(0.02)
+
+    def stop(self) -> None:
+        if self._serving is not None:
+            self._serving.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        for sock in self._sockets:
+            sock.close()
+        if self.runtime is not None:
+            self.runtime.close()
+
+    # --- worker processes ------------------------------------------------------------------------
+
+    def _run_workers(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._workers = [
+            context.Process(target=_worker_main, args=(settings,), name=f"entryway-worker-{i}", daemon=True)
+            for i in range(settings.workers)
+        ]
+        for worker in self._workers:
+            worker.start()
+        stopping = threading.Event()
+
+        def on_signal(_signum: int, _frame: Any) -> None:
+            stopping.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stopping.wait(0.5):
+                if not all(w.is_alive() for w in self._workers):
+                    log.error("a worker process exited; stopping")
+                    break
+        finally:
+            for worker in self._workers:
+                if worker.is_alive():
+                    worker.terminate()
+            for worker in self._workers:
+                worker.join(timeout=10)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _run_loop(coro: Any) -> None:
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.Runner()
+    with runner, contextlib.suppress(KeyboardInterrupt):
+        runner.run(coro)
+
+
+def _worker_main(settings: Settings) -> None:
+    """A worker: its own sockets on the shared ports (SO_REUSEPORT spreads connections across workers)."""
+    runtime = Runtime.open(settings, run_migrations=False)
+    tls = TlsFiles(
+        settings.tls_dir / "ca.pem", settings.tls_dir / "server.pem", settings.tls_dir / "server-key.pem"
+    )
+    sockets = [
+        bind_socket(settings.bind, settings.identity_port, reuse_port=True, listen=True),
+        bind_socket(settings.bind, settings.devops_port, reuse_port=True, listen=True),
+    ]
+    serving = _Serving(
+        [_uvicorn_server(runtime.identity_app(), tls), _uvicorn_server(runtime.devops_app(), tls)]
+    )
+    signal.signal(signal.SIGTERM, lambda *_: serving.stop())
+    _run_loop(serving.run(sockets))

@@ -10,6 +10,7 @@ import multiprocessing
 import signal
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from entryway.kit.tls import TlsFiles, ensure_tls
 from entryway.runtime import Runtime
 
 log = logging.getLogger("entryway.server")
+
+START_TIMEOUT_SECONDS = 30
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool, listen: bool) -> socket.socket:
@@ -54,8 +57,10 @@ def _uvicorn_server(app: Any, tls: TlsFiles) -> uvicorn.Server:
 @dataclass
 class _Serving:
     servers: list[uvicorn.Server]
+    loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, sockets: Sequence[socket.socket]) -> None:
+        self.loop = asyncio.get_running_loop()
         await asyncio.gather(
             *(s.serve(sockets=[sock]) for s, sock in zip(self.servers, sockets, strict=True))
         )
@@ -63,6 +68,20 @@ class _Serving:
     def stop(self) -> None:
         for server in self.servers:
             server.should_exit = True
+
+    def abort_connections(self) -> None:
+        """Drop connections still open after a graceful stop: a TLS connection that a client keeps alive
+        closes only when the client answers close_notify, which an idle client never does."""
+
+        def abort() -> None:
+            for server in self.servers:
+                for connection in list(server.server_state.connections):
+                    transport = getattr(connection, "transport", None)
+                    if transport is not None:
+                        transport.abort()
+
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(abort)
 
 
 class EntrywayServer:
@@ -126,15 +145,20 @@ class EntrywayServer:
         serving = self._serving
         self._thread = threading.Thread(target=_run_loop, args=(serving.run(self._sockets),), daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not all(s.started for s in serving.servers):
-            if not self._thread.is_alive():
-                raise RuntimeError("the server thread stopped during start-up")
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                serving.stop()
+                raise RuntimeError("Entryway did not start; see the log above")
             threading.Event().wait(0.02)
 
     def stop(self) -> None:
         if self._serving is not None:
             self._serving.stop()
         if self._thread is not None:
+            self._thread.join(timeout=0.5)
+            if self._thread.is_alive() and self._serving is not None:
+                self._serving.abort_connections()
             self._thread.join(timeout=15)
         for sock in self._sockets:
             sock.close()

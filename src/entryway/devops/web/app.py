@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -79,7 +80,10 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        ctx.http = httpx.AsyncClient(verify=ctx.ca_bundle or True, follow_redirects=False)
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ctx.ca_bundle) if ctx.ca_bundle else True
+        )
+        ctx.http = httpx.AsyncClient(verify=verify, follow_redirects=False)
         key_source = IdentityKeySource(ctx.identity_origin, ctx.http, ctx.clock)
         verifier = EntraTokenVerifier(ctx.identity_origin, key_source, ctx.clock)
         authenticators[:] = [RequestAuthenticator(verifier, find_member)]

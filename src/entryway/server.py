@@ -11,7 +11,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from entryway.runtime import Runtime
 log = logging.getLogger("entryway.server")
 
 START_TIMEOUT_SECONDS = 30
+SHUTDOWN_GRACE_SECONDS = 0.5
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool, listen: bool) -> socket.socket:
@@ -40,6 +41,15 @@ def bind_socket(host: str, port: int, *, reuse_port: bool, listen: bool) -> sock
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: two servers share one loop here, and `_Serving`
+    handles SIGINT and SIGTERM once for both."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def _uvicorn_server(app: Any, tls: TlsFiles) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
@@ -51,37 +61,42 @@ def _uvicorn_server(app: Any, tls: TlsFiles) -> uvicorn.Server:
         access_log=False,
         timeout_keep_alive=30,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 @dataclass
 class _Serving:
     servers: list[uvicorn.Server]
-    loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, sockets: Sequence[socket.socket]) -> None:
-        self.loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(s.serve(sockets=[sock]) for s, sock in zip(self.servers, sockets, strict=True))
-        )
+        if threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop)
+        watchdog = asyncio.create_task(self._abort_lingering_connections())
+        try:
+            await asyncio.gather(
+                *(s.serve(sockets=[sock]) for s, sock in zip(self.servers, sockets, strict=True))
+            )
+        finally:
+            watchdog.cancel()
 
     def stop(self) -> None:
         for server in self.servers:
             server.should_exit = True
 
-    def abort_connections(self) -> None:
-        """Drop connections still open after a graceful stop: a TLS connection that a client keeps alive
-        closes only when the client answers close_notify, which an idle client never does."""
-
-        def abort() -> None:
-            for server in self.servers:
-                for connection in list(server.server_state.connections):
-                    transport = getattr(connection, "transport", None)
-                    if transport is not None:
-                        transport.abort()
-
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(abort)
+    async def _abort_lingering_connections(self) -> None:
+        """Once stopping, give connections a moment, then drop the rest: a TLS connection that a client
+        keeps alive closes only when the client answers close_notify, which an idle client never does."""
+        while not any(s.should_exit for s in self.servers):  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+            await asyncio.sleep(0.1)
+        self.stop()
+        await asyncio.sleep(SHUTDOWN_GRACE_SECONDS)
+        for server in self.servers:
+            for connection in list(server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
 
 
 class EntrywayServer:
@@ -156,9 +171,6 @@ class EntrywayServer:
         if self._serving is not None:
             self._serving.stop()
         if self._thread is not None:
-            self._thread.join(timeout=0.5)
-            if self._thread.is_alive() and self._serving is not None:
-                self._serving.abort_connections()
             self._thread.join(timeout=15)
         for sock in self._sockets:
             sock.close()

@@ -169,8 +169,11 @@ def serve(
     sys.stdout.flush()
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl+C it handled; stopping is the normal way out
     finally:
         server.stop()
+    typer.echo("Entryway stopped.")
 
 
 @app.command()

@@ -156,6 +156,8 @@ class KeyService:
         with self._db.unit_of_work() as session:
             repo = KeyRepository(session)
             active = repo.find_active()
+            if active is None and expected_kid is not None:
+                raise RotationConflict("no active key")
             if active is not None:
                 if expected_kid is not None and active.kid != expected_kid:
                     raise RotationConflict(active.kid)

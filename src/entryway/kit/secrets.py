@@ -62,7 +62,7 @@ class SecretKind:
 
 
 # 40 base62 characters carry ~238 bits.
-CLIENT_SECRET = SecretKind(prefix="ewcs~", entropy_chars=40)
+CLIENT_SECRET = SecretKind(prefix="ewcs_", entropy_chars=40)
 
 
 def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:

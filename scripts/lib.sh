@@ -1,0 +1,50 @@
+# Shared by scripts/serve.sh and scripts/test.sh: a project virtualenv with pinned dependencies.
+# Sourced, not run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+find_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  echo "Entryway needs Python 3.11 or newer (apt-get install python3.11 python3.11-venv)." >&2
+  return 1
+}
+
+# ensure_venv [extra]: create .venv if needed and install the project (with the named extra) from the
+# pinned constraints; reinstall only when pyproject.toml or constraints.txt changed.
+ensure_venv() {
+  local extra="${1:-}"
+  local python
+  python="$(find_python)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$python" -m venv "$VENV" 2>/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing python3-venv..." >&2
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        rm -rf "$VENV"
+        "$python" -m venv "$VENV"
+      else
+        echo "Cannot create a virtualenv: install python3-venv (Debian) and try again." >&2
+        return 1
+      fi
+    fi
+  fi
+  local spec="$ROOT"
+  [ -n "$extra" ] && spec="$ROOT[$extra]"
+  local stamp="$VENV/.entryway-installed-${extra:-base}"
+  local want
+  want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "Installing Entryway${extra:+ with [$extra]} into .venv..." >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$spec" >&2
+    echo "$want" >"$stamp"
+  fi
+}

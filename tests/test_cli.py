@@ -1,0 +1,271 @@
+"""The `entryway` command as a user runs it: `serve` in a subprocess, its banner, `env`, admin commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from azure.identity import ClientSecretCredential
+
+from tests.conftest import DEVOPS_SCOPE
+
+SERVE_TIMEOUT = 60
+
+
+def entryway_cmd(
+    *args: str, data_dir: Path, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "entryway", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=SERVE_TIMEOUT,
+        input=input_text,
+        check=False,
+    )
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[str], banner: str) -> None:
+        self.process = process
+        self.banner = banner
+
+    def field(self, label: str) -> str:
+        match = re.search(rf"^\s*{label}\s+(\S+)", self.banner, re.MULTILINE)
+        assert match, f"no {label!r} in banner:\n{self.banner}"
+        return match.group(1)
+
+
+def start_serve(data_dir: Path, *extra: str) -> Served:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "entryway",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--identity-port",
+            "0",
+            "--devops-port",
+            "0",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "Press Ctrl+C to stop." in line:
+            break
+    else:
+        process.wait(timeout=SERVE_TIMEOUT)
+        pytest.fail("serve exited:\n" + "".join(lines))
+    return Served(process, "".join(lines))
+
+
+def stop_serve(served: Served) -> None:
+    served.process.send_signal(signal.SIGINT)
+    try:
+        served.process.wait(timeout=20)
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
+        if served.process.stdout:
+            served.process.stdout.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def served(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    s = start_serve(data_dir)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", s.field("CA bundle"))
+    yield s
+    stop_serve(s)
+
+
+def test_serve_prints_what_a_user_needs_and_it_works(served: Served, data_dir: Path) -> None:
+    tenant_id = served.field("tenant id")
+    client_id = served.field("client id")
+    secret = served.field("client secret")
+    identity = served.field("identity platform")
+    devops = served.field("DevOps service")
+    assert Path(served.field("CA bundle")).is_file()
+    assert f"export AZURE_CLIENT_SECRET={secret}" in served.banner
+    assert "disable_instance_discovery=True" in served.banner
+
+    credential = ClientSecretCredential(
+        tenant_id, client_id, secret, authority=identity, disable_instance_discovery=True
+    )
+    token = credential.get_token(DEVOPS_SCOPE).token
+    response = requests.get(
+        f"{devops}/demo/_apis/connectionData", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+
+    env = entryway_cmd("env", data_dir=data_dir)
+    assert env.returncode == 0, env.stderr
+    assert f"export AZURE_TENANT_ID={tenant_id}" in env.stdout
+    assert f"export AZURE_CLIENT_ID={client_id}" in env.stdout
+    assert secret not in env.stdout
+
+    # A new secret made while the server runs works at once; removing it stops it at once.
+    added = entryway_cmd(
+        "app", "secret", "add", "--tenant", tenant_id, "--app", "entryway-demo", data_dir=data_dir
+    )
+    assert added.returncode == 0, added.stderr
+    new_secret = re.search(r"^secret\s+(\S+)", added.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    key_id = re.search(r"^key id\s+(\S+)", added.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    fresh = ClientSecretCredential(
+        tenant_id, client_id, new_secret, authority=identity, disable_instance_discovery=True
+    )
+    assert fresh.get_token(DEVOPS_SCOPE).token
+    listed = entryway_cmd(
+        "app", "secret", "list", "--tenant", tenant_id, "--app", client_id, data_dir=data_dir
+    )
+    assert key_id in listed.stdout
+    assert new_secret not in listed.stdout
+    removed = entryway_cmd(
+        "app",
+        "secret",
+        "remove",
+        "--tenant",
+        tenant_id,
+        "--app",
+        client_id,
+        "--key-id",
+        key_id,
+        data_dir=data_dir,
+    )
+    assert removed.returncode == 0, removed.stderr
+    gone = requests.post(
+        f"{identity}/{tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": new_secret,
+            "scope": DEVOPS_SCOPE,
+        },
+        timeout=30,
+    )
+    assert gone.status_code == 401
+    assert gone.json()["error_codes"] == [7000215]
+
+
+def test_second_start_does_not_reseed_or_show_a_secret(data_dir: Path) -> None:
+    first = start_serve(data_dir)
+    secret = first.field("client secret")
+    stop_serve(first)
+    assert first.process.returncode == 0
+    second = start_serve(data_dir)
+    try:
+        assert secret not in second.banner
+        assert "client secret  " not in second.banner
+        assert "entryway env" in second.banner
+    finally:
+        stop_serve(second)
+    tenants = entryway_cmd("tenant", "list", data_dir=data_dir)
+    assert tenants.stdout.count("demo.entryway.test") == 1
+
+
+def test_admin_commands_build_a_world(data_dir: Path) -> None:
+    tenant = entryway_cmd("tenant", "create", "--domain", "adatum.test", data_dir=data_dir)
+    assert tenant.returncode == 0, tenant.stderr
+    tenant_id = tenant.stdout.strip()
+    app = entryway_cmd("app", "create", "--tenant", "adatum.test", "--name", "deployer", data_dir=data_dir)
+    assert app.returncode == 0, app.stderr
+    assert "client secret" in app.stdout
+    user = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "entryway",
+            "user",
+            "create",
+            "--data-dir",
+            str(data_dir),
+            "--tenant",
+            tenant_id,
+            "--upn",
+            "dana@adatum.test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SERVE_TIMEOUT,
+        check=False,
+        env={**os.environ, "ENTRYWAY_USER_PASSWORD": "Long-enough-password-1"},
+    )
+    assert user.returncode == 0, user.stderr
+    org = entryway_cmd("org", "create", "--name", "adatum", "--tenant", "adatum.test", data_dir=data_dir)
+    assert org.returncode == 0, org.stderr
+    for args in (["--app", "deployer"], ["--user", "dana@adatum.test", "--access", "stakeholder"]):
+        added = entryway_cmd("org", "member", "add", "--org", "adatum", *args, data_dir=data_dir)
+        assert added.returncode == 0, added.stderr
+    members = entryway_cmd("org", "member", "list", "--org", "adatum", data_dir=data_dir)
+    assert "servicePrincipal\tbasic" in members.stdout
+    assert "user\tstakeholder\tdana@adatum.test" in members.stdout
+
+    keys = entryway_cmd("keys", "list", data_dir=data_dir)
+    rotated = entryway_cmd("keys", "rotate", data_dir=data_dir)
+    assert rotated.returncode == 0, rotated.stderr
+    after = entryway_cmd("keys", "list", data_dir=data_dir)
+    assert rotated.stdout.strip() in after.stdout
+    assert after.stdout.count("\tretired\t") == keys.stdout.count("\tactive\t")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tenant", "create", "--domain", "not a domain"], "not a valid domain"),
+        (["app", "create", "--tenant", "nowhere.test", "--name", "x"], "tenant 'nowhere.test' not found"),
+        (["org", "member", "add", "--org", "missing"], "give exactly one of --app or --user"),
+        (["org", "member", "add", "--org", "missing", "--app", "x"], "organization 'missing' not found"),
+        (["keys", "rotate", "--expect", "someone-else"], "nothing rotated"),
+    ],
+)
+def test_admin_commands_refuse_bad_input_clearly(data_dir: Path, args: list[str], message: str) -> None:
+    result = entryway_cmd(*args, data_dir=data_dir)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_bad_config_file(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("tenants:\n  - domains: [ok.test]\n    colour: blue\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "entryway",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--identity-port",
+            "0",
+            "--devops-port",
+            "0",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SERVE_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown key(s) colour" in result.stderr

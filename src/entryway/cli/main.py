@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,6 +18,8 @@ import typer
 from entryway.config.settings import DEFAULT_DEVOPS_PORT, DEFAULT_IDENTITY_PORT, Settings
 
 if TYPE_CHECKING:
+    from entryway.devops.orgs.service import OrgService
+    from entryway.identity.directory.service import DirectoryService
     from entryway.runtime import Runtime
 
 app = typer.Typer(
@@ -76,6 +79,24 @@ def admin_runtime(data_dir: Path) -> Iterator[Runtime]:
         raise fail(str(exc)) from exc
     finally:
         runtime.close()
+
+
+@dataclass
+class Admin:
+    """What an administrative command works with: one unit of work over the directory and the orgs."""
+
+    runtime: Runtime
+    directory: DirectoryService
+    orgs: OrgService
+
+
+@contextmanager
+def admin(data_dir: Path, *, write: bool = True) -> Iterator[Admin]:
+    from entryway.devops.orgs.service import OrgService
+    from entryway.identity.directory.service import DirectoryService
+
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() if write else rt.db.read() as session:
+        yield Admin(rt, DirectoryService(session, rt.clock, rt.digester), OrgService(session, rt.clock))
 
 
 def _saved_settings(data_dir: Path) -> Settings:
@@ -187,23 +208,17 @@ def env(
 ) -> None:
     """Print the environment exports for this instance (client secrets are never stored, so never printed)."""
     from entryway.cli.banner import exports
-    from entryway.config.seed import DEMO_APP, DEMO_ORG, DEMO_SEEDED_SETTING
-    from entryway.devops.orgs.service import OrgService
-    from entryway.identity.directory.service import DirectoryService
-    from entryway.store.models import SettingRow
+    from entryway.config.seed import DEMO_APP, DEMO_ORG, demo_tenant_id
 
-    with admin_runtime(data_dir) as rt:
-        with rt.db.unit_of_work() as session:
-            directory = DirectoryService(session, rt.clock, rt.digester)
-            demo = session.get(SettingRow, DEMO_SEEDED_SETTING)
-            ref = tenant or (demo.value if demo else None)
-            if ref is None:
-                raise fail("no demo tenant here: pass --tenant")
-            t = directory.find_tenant(ref)
-            application = directory.find_application(t, app_ref or DEMO_APP)
-            org_name = org or (DEMO_ORG if OrgService(session, rt.clock).find(DEMO_ORG) else None)
-            for line in exports(rt.settings, t.id, application.app_id, None, org_name):
-                typer.echo(line)
+    with admin(data_dir, write=False) as a:
+        ref = tenant or demo_tenant_id(a.runtime)
+        if ref is None:
+            raise fail("no demo tenant here: pass --tenant")
+        t = a.directory.find_tenant(ref)
+        application = a.directory.find_application(t, app_ref or DEMO_APP)
+        org_name = org or (DEMO_ORG if a.orgs.find(DEMO_ORG) else None)
+        for line in exports(a.runtime.settings, t.id, application.app_id, None, org_name):
+            typer.echo(line)
         typer.echo("# AZURE_CLIENT_SECRET is shown only when it is created: `entryway app secret add`.")
 
 
@@ -221,10 +236,8 @@ def tenant_create(
     token_lifetime: Annotated[int, typer.Option(help="Access token lifetime in seconds (600-86400).")] = 3600,
 ) -> None:
     """Create a tenant."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
-        t = DirectoryService(session, rt.clock, rt.digester).create_tenant(
+    with admin(data_dir) as a:
+        t = a.directory.create_tenant(
             domain, tenant_id=tenant_id, display_name=name, access_token_lifetime_seconds=token_lifetime
         )
         typer.echo(t.id)
@@ -233,10 +246,8 @@ def tenant_create(
 @tenant_app.command("list")
 def tenant_list(data_dir: DataDir) -> None:
     """List tenants: id, domains, display name."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.read() as session:
-        directory = DirectoryService(session, rt.clock, rt.digester)
+    with admin(data_dir, write=False) as a:
+        directory = a.directory
         for t in directory.list_tenants():
             typer.echo(f"{t.id}\t{','.join(directory.domains_of(t))}\t{t.display_name}")
 
@@ -256,10 +267,8 @@ def app_create(
     with_secret: Annotated[bool, typer.Option(help="Also mint a client secret and print it once.")] = True,
 ) -> None:
     """Register an application (and its service principal) in a tenant."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
-        directory = DirectoryService(session, rt.clock, rt.digester)
+    with admin(data_dir) as a:
+        directory = a.directory
         application, sp = directory.create_application(directory.find_tenant(tenant), name, app_id=client_id)
         typer.echo(f"client id             {application.app_id}")
         typer.echo(f"service principal id  {sp.object_id}")
@@ -273,21 +282,17 @@ def app_create(
 @apps_app.command("list")
 def app_list(data_dir: DataDir, tenant: TenantOpt) -> None:
     """List the app registrations of a tenant."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.read() as session:
-        directory = DirectoryService(session, rt.clock, rt.digester)
-        for a in directory.list_applications(directory.find_tenant(tenant)):
-            typer.echo(f"{a.app_id}\t{a.display_name}")
+    with admin(data_dir, write=False) as a:
+        directory = a.directory
+        for application in directory.list_applications(directory.find_tenant(tenant)):
+            typer.echo(f"{application.app_id}\t{application.display_name}")
 
 
 @apps_app.command("delete")
 def app_delete(data_dir: DataDir, tenant: TenantOpt, app_ref: AppOpt) -> None:
     """Delete an app registration, its secrets and its service principals."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
-        directory = DirectoryService(session, rt.clock, rt.digester)
+    with admin(data_dir) as a:
+        directory = a.directory
         directory.delete_application(directory.find_application(directory.find_tenant(tenant), app_ref))
 
 
@@ -300,13 +305,11 @@ def secret_add(
     name: Annotated[str, typer.Option(help="Description.")] = "",
 ) -> None:
     """Mint a client secret; it is printed this once and stored only as a digest."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
-        directory = DirectoryService(session, rt.clock, rt.digester)
+    with admin(data_dir) as a:
+        directory = a.directory
         application = directory.find_application(directory.find_tenant(tenant), app_ref)
         secret = directory.add_client_secret(
-            application, expires_at=rt.clock.now() + timedelta(days=days), display_name=name
+            application, expires_at=a.runtime.clock.now() + timedelta(days=days), display_name=name
         )
         typer.echo(f"key id   {secret.key_id}")
         typer.echo(f"secret   {secret.value}")
@@ -316,10 +319,8 @@ def secret_add(
 @secret_app.command("list")
 def secret_list(data_dir: DataDir, tenant: TenantOpt, app_ref: AppOpt) -> None:
     """List an app's secrets: key id, hint, expiry (never the value)."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.read() as session:
-        directory = DirectoryService(session, rt.clock, rt.digester)
+    with admin(data_dir, write=False) as a:
+        directory = a.directory
         application = directory.find_application(directory.find_tenant(tenant), app_ref)
         for s in directory.list_client_secrets(application):
             typer.echo(f"{s.key_id}\t{s.hint}***\t{s.expires_at.isoformat()}\t{s.display_name}")
@@ -333,10 +334,8 @@ def secret_remove(
     key_id: Annotated[str, typer.Option(help="Key id.")],
 ) -> None:
     """Remove a client secret; it stops working at once."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
-        directory = DirectoryService(session, rt.clock, rt.digester)
+    with admin(data_dir) as a:
+        directory = a.directory
         directory.remove_client_secret(
             directory.find_application(directory.find_tenant(tenant), app_ref), key_id
         )
@@ -357,10 +356,8 @@ def user_create(
     ] = "",
 ) -> None:
     """Create a user with a password (stored as an argon2id hash)."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
-        directory = DirectoryService(session, rt.clock, rt.digester)
+    with admin(data_dir) as a:
+        directory = a.directory
         user = directory.create_user(directory.find_tenant(tenant), upn, password, display_name)
         typer.echo(user.object_id)
 
@@ -368,10 +365,8 @@ def user_create(
 @user_app.command("list")
 def user_list(data_dir: DataDir, tenant: TenantOpt) -> None:
     """List the users of a tenant."""
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.read() as session:
-        directory = DirectoryService(session, rt.clock, rt.digester)
+    with admin(data_dir, write=False) as a:
+        directory = a.directory
         for u in directory.list_users(directory.find_tenant(tenant)):
             typer.echo(f"{u.object_id}\t{u.user_principal_name}\t{u.display_name}")
 
@@ -386,22 +381,16 @@ def org_create(
     data_dir: DataDir, name: Annotated[str, typer.Option(help="Organization name.")], tenant: TenantOpt
 ) -> None:
     """Create an organization connected to a tenant."""
-    from entryway.devops.orgs.service import OrgService
-    from entryway.identity.directory.service import DirectoryService
-
-    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
-        t = DirectoryService(session, rt.clock, rt.digester).find_tenant(tenant)
-        org = OrgService(session, rt.clock).create(name, t.id)
-        typer.echo(f"{org.id}\t{rt.settings.devops_origin}/{org.name}")
+    with admin(data_dir) as a:
+        org = a.orgs.create(name, a.directory.find_tenant(tenant).id)
+        typer.echo(f"{org.id}\t{a.runtime.settings.devops_origin}/{org.name}")
 
 
 @org_app.command("list")
 def org_list(data_dir: DataDir) -> None:
     """List organizations: id, name, tenant."""
-    from entryway.devops.orgs.service import OrgService
-
-    with admin_runtime(data_dir) as rt, rt.db.read() as session:
-        for org in OrgService(session, rt.clock).list_orgs():
+    with admin(data_dir, write=False) as a:
+        for org in a.orgs.list_orgs():
             typer.echo(f"{org.id}\t{org.name}\t{org.tenant_id}")
 
 
@@ -416,41 +405,15 @@ def member_add(
     access: Annotated[str, typer.Option(help="stakeholder, basic or basicPlusTest.")] = "basic",
 ) -> None:
     """Add a service principal or a user to an organization (or change its access level)."""
-    from entryway.devops.orgs.service import AccessLevel, MemberKind, OrgService
-    from entryway.identity.directory.service import DirectoryService
+    from entryway.config.members import add_member
+    from entryway.devops.orgs.service import AccessLevel
 
     if (app_ref is None) == (user is None):
         raise fail("give exactly one of --app or --user")
-    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
-        orgs = OrgService(session, rt.clock)
-        directory = DirectoryService(session, rt.clock, rt.digester)
-        o = orgs.get(org)
-        t = directory.find_tenant(o.tenant_id)
-        level = AccessLevel.parse(access)
-        if app_ref is not None:
-            application = directory.find_application(t, app_ref)
-            sp = directory.service_principal_of(t, application)
-            m = orgs.add_member(
-                o,
-                object_id=sp.object_id,
-                kind=MemberKind.SERVICE_PRINCIPAL,
-                display_name=application.display_name,
-                principal_name=application.app_id,
-                access_level=level,
-            )
-        else:
-            assert user is not None
-            u = directory.find_user(user)
-            if u is None or u.tenant_id != t.id:
-                raise fail(f"'{user}' is not a user of tenant {t.id}")
-            m = orgs.add_member(
-                o,
-                object_id=u.object_id,
-                kind=MemberKind.USER,
-                display_name=u.display_name,
-                principal_name=u.user_principal_name,
-                access_level=level,
-            )
+    with admin(data_dir) as a:
+        m, _changed = add_member(
+            a.directory, a.orgs, a.orgs.get(org), app_ref=app_ref, upn=user, access=AccessLevel.parse(access)
+        )
         typer.echo(f"{m.object_id}\t{m.kind}\t{m.access_level}")
 
 
@@ -459,21 +422,15 @@ def member_remove(
     data_dir: DataDir, org: OrgOpt, object_id: Annotated[str, typer.Option(help="Object id.")]
 ) -> None:
     """Remove a member from an organization."""
-    from entryway.devops.orgs.service import OrgService
-
-    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
-        orgs = OrgService(session, rt.clock)
-        orgs.remove_member(orgs.get(org), object_id)
+    with admin(data_dir) as a:
+        a.orgs.remove_member(a.orgs.get(org), object_id)
 
 
 @member_app.command("list")
 def member_list(data_dir: DataDir, org: OrgOpt) -> None:
     """List an organization's members: object id, kind, access level, name."""
-    from entryway.devops.orgs.service import OrgService
-
-    with admin_runtime(data_dir) as rt, rt.db.read() as session:
-        orgs = OrgService(session, rt.clock)
-        for m in orgs.list_members(orgs.get(org)):
+    with admin(data_dir, write=False) as a:
+        for m in a.orgs.list_members(a.orgs.get(org)):
             typer.echo(f"{m.object_id}\t{m.kind}\t{m.access_level}\t{m.principal_name}\t{m.display_name}")
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from entryway.devops.orgs.service import AccessLevel, MemberKind, OrgError, OrgService
+from entryway.config.members import add_member
+from entryway.devops.orgs.service import AccessLevel, OrgError, OrgService
 from entryway.identity.directory.service import DirectoryError, DirectoryService
 from entryway.kit.ids import parse_guid
 from entryway.runtime import Runtime
@@ -223,34 +224,6 @@ def _apply_org(directory: DirectoryService, orgs: OrgService, cfg: _Reader, repo
         app_ref, upn = member_cfg.text("app"), member_cfg.text("user")
         if (app_ref is None) == (upn is None):
             raise ConfigError(f"{member_cfg.path}: give exactly one of 'app' or 'user'")
-        if app_ref is not None:
-            app = directory.find_application(tenant, app_ref)
-            sp = directory.service_principal_of(tenant, app)
-            object_id, kind, display, principal_name = (
-                sp.object_id,
-                MemberKind.SERVICE_PRINCIPAL,
-                app.display_name,
-                app.app_id,
-            )
-        else:
-            assert upn is not None
-            user = directory.find_user(upn)
-            if user is None or user.tenant_id != tenant.id:
-                raise ConfigError(f"{member_cfg.path}.user: '{upn}' is not a user of tenant {tenant.id}")
-            object_id, kind, display, principal_name = (
-                user.object_id,
-                MemberKind.USER,
-                user.display_name,
-                user.user_principal_name,
-            )
-        existing = orgs.find_member(org, object_id)
-        if existing is None or existing.access_level is not access:
-            orgs.add_member(
-                org,
-                object_id=object_id,
-                kind=kind,
-                display_name=display,
-                principal_name=principal_name,
-                access_level=access,
-            )
-            report.note(f"member {principal_name} of {name}")
+        member, changed = add_member(directory, orgs, org, app_ref=app_ref, upn=upn, access=access)
+        if changed:
+            report.note(f"member {member.principal_name} of {name}")

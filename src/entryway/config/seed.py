@@ -57,3 +57,9 @@ def seed_demo(runtime: Runtime) -> DemoSeed:
         session.add(SettingRow(name=DEMO_SEEDED_SETTING, value=tenant.id))
         assert secret.value is not None
         return DemoSeed(tenant.id, DEMO_DOMAIN, app.app_id, secret.value, org.name)
+
+
+def demo_tenant_id(runtime: Runtime) -> str | None:
+    with runtime.db.read() as session:
+        row = session.get(SettingRow, DEMO_SEEDED_SETTING)
+        return None if row is None else row.value

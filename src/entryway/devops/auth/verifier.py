@@ -21,7 +21,14 @@ from entryway.kit.clock import Clock
 
 # Microsoft.IdentityModel's default clock skew.
 CLOCK_SKEW_LEEWAY_SECONDS = 300
-ACCEPTED_AUDIENCES = (AZURE_DEVOPS.app_id, *AZURE_DEVOPS.identifier_uris)
+# Entra keeps a trailing slash in `aud` when asked for `https://app.vssps.visualstudio.com//.default` (az
+# appends `/.default` to whatever resource it is given); Microsoft.IdentityModel ignores that slash by default
+# (TokenValidationParameters.IgnoreTrailingSlashWhenValidatingAudience).
+ACCEPTED_AUDIENCES = (
+    AZURE_DEVOPS.app_id,
+    *AZURE_DEVOPS.identifier_uris,
+    *(f"{uri}/" for uri in AZURE_DEVOPS.identifier_uris),
+)
 REQUIRED_CLAIMS = ("aud", "iss", "exp", "nbf", "iat", "tid", "oid")
 VERIFIED_CACHE_SIZE = 10_000
 

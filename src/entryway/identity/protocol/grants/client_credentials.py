@@ -17,6 +17,7 @@ from entryway.identity.protocol.errors import (
 )
 from entryway.identity.protocol.pipeline import GrantContext, GrantOutcome
 from entryway.identity.protocol.scopes import resource_of, split_scope
+from entryway.kit.ids import parse_guid
 
 
 class ClientCredentialsGrant:
@@ -35,8 +36,10 @@ class ClientCredentialsGrant:
         resource = ctx.directory.find_resource(ctx.tenant.id, identifier)
         if resource is None:
             raise OAuthError(RESOURCE_NOT_FOUND, resource=identifier, directory=ctx.tenant.display_name)
-        # v1 tokens carry the resource as it was asked for (GUID or URI); v2 tokens always the app id.
-        audience = identifier if resource.access_token_version == 1 else resource.app_id
+        # v1 tokens carry the resource as it was asked for (GUID or URI); v2 tokens always the app id. A GUID
+        # names the app id itself, which Entra writes in lower case however the client wrote it.
+        as_asked = resource.app_id if parse_guid(identifier) else identifier
+        audience = as_asked if resource.access_token_version == 1 else resource.app_id
         roles = ctx.directory.find_app_roles_granted(
             ctx.tenant.id, ctx.client.client.service_principal_id, resource.app_id
         )

@@ -732,3 +732,16 @@ def test_discovered_keys_verify_a_freshly_issued_token(entryway: Instance) -> No
             options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
         )
         assert claims["tid"] == CONTOSO_TENANT
+
+
+@pytest.mark.parametrize("segment", ["common", "organizations"])
+def test_client_credentials_at_a_tenant_independent_authority_names_no_tenant(
+    entryway: Instance, segment: str
+) -> None:
+    post(entryway, segment, client_credentials()).expect_error(
+        status=400,
+        error="invalid_request",
+        code=50059,
+        message="No tenant-identifying information found in either the request or implied by any provided "
+        "credentials.",
+    )

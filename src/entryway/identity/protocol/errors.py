@@ -56,6 +56,12 @@ TENANT_NOT_FOUND = Aadsts(
     "correct cloud. Check with your subscription administrator, this may happen if there are no active "
     "subscriptions for the tenant.",
 )
+NO_TENANT_IDENTIFYING_INFORMATION = Aadsts(
+    50059,
+    "invalid_request",
+    400,
+    "No tenant-identifying information found in either the request or implied by any provided credentials.",
+)
 # Discovery documents answer the same code with error `invalid_tenant`.
 TENANT_NOT_FOUND_DISCOVERY = Aadsts(90002, "invalid_tenant", 400, TENANT_NOT_FOUND.template)
 INVALID_TENANT_NAME = Aadsts(

@@ -22,6 +22,7 @@ from entryway.identity.protocol.errors import (
     INVALID_CLIENT_ID,
     INVALID_TENANT_NAME,
     MISSING_PARAMETER,
+    NO_TENANT_IDENTIFYING_INFORMATION,
     SERVICE_PRINCIPAL_DISABLED,
     TENANT_NOT_FOUND,
     UNSUPPORTED_GRANT_TYPE,
@@ -81,8 +82,12 @@ def validate_tenant_ref(ref: str) -> str:
 
 
 def resolve_tenant(directory: DirectoryPort, ref: str) -> Tenant:
+    """The tenant a request names. `common` and `organizations` name none: an app-only grant there has
+    no directory to look in (AADSTS50059); user grants resolve the user's home tenant instead."""
     normalized = validate_tenant_ref(ref)
-    tenant = None if normalized in TENANT_INDEPENDENT else directory.find_tenant(normalized)
+    if normalized in TENANT_INDEPENDENT:
+        raise OAuthError(NO_TENANT_IDENTIFYING_INFORMATION)
+    tenant = directory.find_tenant(normalized)
     if tenant is None:
         raise OAuthError(TENANT_NOT_FOUND, tenant=ref)
     return tenant

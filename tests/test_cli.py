@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import signal
@@ -269,3 +270,62 @@ def test_serve_refuses_a_bad_config_file(data_dir: Path, tmp_path: Path) -> None
     )
     assert result.returncode == 2
     assert "unknown key(s) colour" in result.stderr
+
+
+def test_serve_refuses_a_master_key_that_is_not_the_data_directorys(data_dir: Path) -> None:
+    created = entryway_cmd("keys", "rotate", data_dir=data_dir)
+    assert created.returncode == 0, created.stderr
+    other_key = base64.b64encode(b"k" * 32).decode()
+    result = subprocess.run(
+        [sys.executable, "-m", "entryway", "keys", "list", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=SERVE_TIMEOUT,
+        check=False,
+        env={**os.environ, "ENTRYWAY_MASTER_KEY": other_key},
+    )
+    assert result.returncode == 2
+    assert "the master key does not match" in result.stderr
+
+
+def test_a_config_that_fails_on_first_start_leaves_the_first_start_to_come(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("tenants:\n  - domains: [not a domain]\n")
+    failed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "entryway",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--identity-port",
+            "0",
+            "--devops-port",
+            "0",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SERVE_TIMEOUT,
+        check=False,
+    )
+    assert failed.returncode == 2
+    assert "config.tenants[0]: 'not a domain' is not a valid domain name" in failed.stderr.replace(
+        str(config), "config"
+    )
+    served = start_serve(data_dir)
+    try:
+        assert "client secret  " in served.banner
+    finally:
+        stop_serve(served)
+
+
+def test_reserved_organization_names_are_refused(data_dir: Path) -> None:
+    entryway_cmd("tenant", "create", "--domain", "r.test", data_dir=data_dir)
+    result = entryway_cmd("org", "create", "--name", "health", "--tenant", "r.test", data_dir=data_dir)
+    assert result.returncode == 2
+    assert "'health' is reserved" in result.stderr

@@ -4,6 +4,7 @@ file with an error changes nothing at all."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ from sqlalchemy import func, select
 
 from entryway.config.declarative import ConfigError, apply_config, load_config
 from entryway.config.settings import Settings
+from entryway.kit.clock import as_utc
 from entryway.runtime import Runtime
-from entryway.store.models import Base
+from entryway.store.models import Base, ClientSecretRow
 from tests.conftest import (
     BUILD_BOT_ID,
     BUILD_BOT_SECRET,
@@ -159,6 +161,55 @@ def test_bad_config_is_refused_and_writes_nothing(
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         apply_config(runtime, data)
     assert row_counts(runtime) == before, case
+
+
+def test_unquoted_dates_and_timestamps_are_expiries(runtime: Runtime, tmp_path: Path) -> None:
+    path = tmp_path / "dates.yaml"
+    path.write_text(
+        "tenants:\n"
+        "  - domains: [dates.test]\n"
+        "    apps:\n"
+        "      - name: a\n"
+        "        secrets:\n"
+        "          - value: date-secret-0123456789\n"
+        "            expires: 2027-06-30\n"
+        "          - value: time-secret-0123456789\n"
+        "            expires: 2027-06-30T12:00:00Z\n"
+    )
+    apply_config(runtime, load_config(path))
+    with runtime.db.read() as session:
+        expiries = sorted(as_utc(e) for e in session.scalars(select(ClientSecretRow.expires_at)))
+    assert expiries == [datetime(2027, 6, 30, tzinfo=UTC), datetime(2027, 6, 30, 12, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (
+            {
+                "tenants": [
+                    {"domains": ["a.test"], "users": [{"upn": "bob@b.test", "password": "long-enough-1"}]}
+                ]
+            },
+            "config.tenants[0].users[0]: ",
+        ),
+        (
+            {
+                "tenants": [{"domains": ["a.test"], "apps": [{"name": "x"}]}],
+                "organizations": [{"name": "o", "tenant": "a.test", "members": [{"app": "y"}]}],
+            },
+            "config.organizations[0].members[0]: application 'y' not found",
+        ),
+        (
+            {"tenants": [{"domains": ["a.test"], "apps": [{"name": "x", "client_id": "not-a-guid"}]}]},
+            "config.tenants[0].apps[0]: client id 'not-a-guid' is not a GUID",
+        ),
+    ],
+)
+def test_directory_refusals_name_where_in_the_file(runtime: Runtime, data: Any, where: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        apply_config(runtime, data)
+    assert str(raised.value).startswith(where)
 
 
 def test_unreadable_config_files(tmp_path: Path) -> None:

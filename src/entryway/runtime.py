@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from entryway.config.settings import Settings
 from entryway.devops.web.app import DevOpsContext, create_devops_app
 from entryway.identity.web.app import IdentityContext, create_identity_app
-from entryway.keys.keyring import KeyEncryptor, Keyring, KeyService
+from entryway.keys.keyring import KeyEncryptor, Keyring, KeyService, MasterKeyMismatch
 from entryway.kit.clock import Clock, SystemClock
 from entryway.kit.secrets import MasterKey, SecretDigester
 from entryway.store.db import Database
@@ -34,13 +34,19 @@ class Runtime:
         master_key = MasterKey.load_or_create(settings.data_dir, settings.master_key)
         db = Database.open(settings.db_url, run_migrations=run_migrations)
         encryptor = KeyEncryptor(master_key)
+        keys = KeyService(db, encryptor, clock)
+        try:
+            keys.check_master_key()
+        except MasterKeyMismatch:
+            db.dispose()
+            raise
         return cls(
             settings=settings,
             clock=clock,
             db=db,
             master_key=master_key,
             digester=SecretDigester(master_key.derive(DIGEST_PURPOSE)),
-            keys=KeyService(db, encryptor, clock),
+            keys=keys,
             keyring=Keyring(db, encryptor, clock),
         )
 

@@ -590,3 +590,30 @@ def test_health(entryway: Instance, origin: str) -> None:
     response = requests.get(f"{base}/health", verify=entryway.ca_bundle, timeout=30)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "service": origin}
+
+
+def test_resource_uri_in_capitals_gives_a_token_the_devops_service_accepts(entryway: Instance) -> None:
+    """Scheme and host are case-insensitive: the token's audience is written in lower case."""
+    response = requests.post(
+        f"{entryway.identity}/{entryway.demo.tenant_id}/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": entryway.demo.client_id,
+            "client_secret": entryway.demo.client_secret,
+            "resource": "HTTPS://APP.VSSPS.VISUALSTUDIO.COM",
+        },
+        verify=entryway.ca_bundle,
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert (
+        jwt.decode(token, options={"verify_signature": False})["aud"] == "https://app.vssps.visualstudio.com"
+    )
+    accepted = requests.get(
+        f"{entryway.devops}/{entryway.demo.organization}/_apis/connectionData",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=entryway.ca_bundle,
+        timeout=30,
+    )
+    assert accepted.status_code == 200, accepted.text

@@ -57,6 +57,9 @@ def render(settings: Settings, seed: DemoSeed | None, *, first_start: bool) -> s
             "  The secret is shown this once; only a digest of it is stored.",
             f"  organization   {settings.devops_origin}/{seed.organization}",
             "",
+            "Install the clients first: the exports below make Python trust only this CA.",
+            "  pip install azure-identity requests",
+            "",
             "Paste into your shell:",
             *(
                 "  " + line
@@ -65,7 +68,7 @@ def render(settings: Settings, seed: DemoSeed | None, *, first_start: bool) -> s
                 )
             ),
             "",
-            "Then, in Python (pip install azure-identity requests):",
+            "Then, in Python:",
             *("  " + line for line in PYTHON_EXAMPLE.format(resource=AZURE_DEVOPS.app_id).splitlines()),
             "",
         ]

@@ -69,10 +69,14 @@ def admin_runtime(data_dir: Path) -> Iterator[Runtime]:
     from entryway.config.declarative import ConfigError
     from entryway.devops.orgs.service import OrgError
     from entryway.identity.directory.service import DirectoryError
+    from entryway.keys.keyring import MasterKeyMismatch
     from entryway.runtime import Runtime
 
-    settings = _saved_settings(data_dir)
-    runtime = Runtime.open(settings)
+    settings = _saved_settings(data_dir.resolve())
+    try:
+        runtime = Runtime.open(settings)
+    except (MasterKeyMismatch, ValueError) as exc:
+        raise fail(str(exc)) from exc
     try:
         yield runtime
     except (DirectoryError, OrgError, ConfigError) as exc:
@@ -140,14 +144,23 @@ def serve(
     demo: Annotated[
         bool, typer.Option(help="Seed a demo tenant, app and organization on first start.")
     ] = True,
+    log_level: Annotated[
+        str,
+        typer.Option(help="debug, info (each refused credential and token error, with its reason), warning."),
+    ] = "warning",
 ) -> None:
     """Start the identity platform and the DevOps service over HTTPS."""
     from entryway.cli.banner import render
     from entryway.config.declarative import ConfigError, apply_config, load_config
     from entryway.config.seed import ensure_installation, seed_demo
+    from entryway.keys.keyring import MasterKeyMismatch
     from entryway.server import EntrywayServer
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise fail(f"unknown log level '{log_level}'")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    data_dir = data_dir.resolve()
     settings = Settings(
         data_dir=data_dir,
         host=host,
@@ -163,7 +176,9 @@ def serve(
         runtime = server.prepare()
     except OSError as exc:
         raise fail(f"cannot listen: {exc.strerror} (is another Entryway running? try other ports)") from exc
-    first_start = ensure_installation(runtime)
+    except (MasterKeyMismatch, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    # The config first: a file with an error changes nothing, not even the record of a first start.
     if config is not None:
         try:
             report = apply_config(runtime, load_config(config), str(config))
@@ -171,6 +186,7 @@ def serve(
             raise fail(str(exc)) from exc
         for line in report.created:
             typer.echo(f"config: created {line}")
+    first_start = ensure_installation(runtime)
     seed = seed_demo(runtime) if first_start and demo and config is None else None
     actual = runtime.settings
     (data_dir / STATE_FILE).write_text(

@@ -8,8 +8,10 @@ created).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,9 @@ class _Reader:
             raise ConfigError(f"{self.path}.{key}: expected a string")
         return str(value)
 
+    def raw(self, key: str) -> object:
+        return self._data.get(key)
+
     def number(self, key: str) -> int | None:
         value = self._data.get(key)
         if value is None:
@@ -89,9 +94,16 @@ def load_config(path: Path) -> Any:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
 
 
-def _parse_expiry(value: str | None, where: str) -> datetime | None:
+def _parse_expiry(value: object, where: str) -> datetime | None:
+    """`expires: 2027-06-30` (YAML reads a date), a quoted date, or a full ISO 8601 timestamp."""
     if value is None:
         return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected an ISO 8601 date, like 2027-06-30")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
@@ -107,14 +119,22 @@ def apply_config(runtime: Runtime, data: Any, source: str = "config") -> ApplyRe
     with runtime.db.unit_of_work() as session:
         directory = DirectoryService(session, runtime.clock, runtime.digester)
         orgs = OrgService(session, runtime.clock)
-        try:
-            for tenant_cfg in root.items("tenants"):
+        for tenant_cfg in root.items("tenants"):
+            with _at(tenant_cfg):
                 _apply_tenant(directory, tenant_cfg, report)
-            for org_cfg in root.items("organizations"):
+        for org_cfg in root.items("organizations"):
+            with _at(org_cfg):
                 _apply_org(directory, orgs, org_cfg, report)
-        except (DirectoryError, OrgError) as exc:
-            raise ConfigError(str(exc)) from exc
     return report
+
+
+@contextmanager
+def _at(cfg: _Reader) -> Iterator[None]:
+    """Name the part of the file that a directory or organization refusal came from."""
+    try:
+        yield
+    except (DirectoryError, OrgError) as exc:
+        raise ConfigError(f"{cfg.path}: {exc}") from exc
 
 
 def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport) -> None:
@@ -148,16 +168,18 @@ def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport
     _apply_users(directory, tenant, cfg, report)
     apps: list[tuple[ApplicationRow, _Reader]] = []
     for app_cfg in cfg.items("apps"):
-        apps.append((_apply_app(directory, tenant, app_cfg, report), app_cfg))
+        with _at(app_cfg):
+            apps.append((_apply_app(directory, tenant, app_cfg, report), app_cfg))
     # Grants come after every app exists, so an app may be granted roles of an app declared after it.
     for app, app_cfg in apps:
         for grant_cfg in app_cfg.items("grants"):
             grant_cfg.check_keys({"resource", "roles"})
             resource_ref = grant_cfg.text("resource", required=True)
             assert resource_ref is not None
-            resource = directory.find_application(tenant, resource_ref)
-            for role in grant_cfg.strings("roles"):
-                directory.grant_app_role(tenant, app, resource, role)
+            with _at(grant_cfg):
+                resource = directory.find_application(tenant, resource_ref)
+                for role in grant_cfg.strings("roles"):
+                    directory.grant_app_role(tenant, app, resource, role)
 
 
 def _apply_users(directory: DirectoryService, tenant: TenantRow, cfg: _Reader, report: ApplyReport) -> None:
@@ -166,7 +188,8 @@ def _apply_users(directory: DirectoryService, tenant: TenantRow, cfg: _Reader, r
         upn = user_cfg.text("upn", required=True)
         assert upn is not None
         if directory.find_user(upn) is None:
-            directory.create_user(tenant, upn, user_cfg.text("password"), user_cfg.text("display_name"))
+            with _at(user_cfg):
+                directory.create_user(tenant, upn, user_cfg.text("password"), user_cfg.text("display_name"))
             report.note(f"user {upn}")
 
 
@@ -194,7 +217,7 @@ def _apply_app(
         assert value is not None
         if directory.has_secret(app, value):
             continue
-        expires = _parse_expiry(secret_cfg.text("expires"), f"{secret_cfg.path}.expires")
+        expires = _parse_expiry(secret_cfg.raw("expires"), f"{secret_cfg.path}.expires")
         directory.add_client_secret(
             app,
             value=value,
@@ -220,10 +243,11 @@ def _apply_org(directory: DirectoryService, orgs: OrgService, cfg: _Reader, repo
         raise ConfigError(f"{cfg.path}: organization '{name}' is connected to tenant {org.tenant_id}")
     for member_cfg in cfg.items("members"):
         member_cfg.check_keys({"app", "user", "access"})
-        access = AccessLevel.parse(member_cfg.text("access") or "basic")
         app_ref, upn = member_cfg.text("app"), member_cfg.text("user")
         if (app_ref is None) == (upn is None):
             raise ConfigError(f"{member_cfg.path}: give exactly one of 'app' or 'user'")
-        member, changed = add_member(directory, orgs, org, app_ref=app_ref, upn=upn, access=access)
+        with _at(member_cfg):
+            access = AccessLevel.parse(member_cfg.text("access") or "basic")
+            member, changed = add_member(directory, orgs, org, app_ref=app_ref, upn=upn, access=access)
         if changed:
             report.note(f"member {member.principal_name} of {name}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -119,6 +120,10 @@ class KeyRepository:
         return bool(getattr(result, "rowcount", 0) == 1)
 
 
+class MasterKeyMismatch(Exception):
+    """The signing keys cannot be decrypted with the configured master key."""
+
+
 class RotationConflict(Exception):
     """Another process rotated the key first."""
 
@@ -140,6 +145,20 @@ class KeyService:
             state="active",
             created_at=self._clock.now(),
         )
+
+    def check_master_key(self) -> None:
+        """Refuse a master key other than the one the keys were encrypted with, at start, not at first use."""
+        with self._db.read() as session:
+            active = KeyRepository(session).find_active()
+        if active is None:
+            return
+        try:
+            self._encryptor.decrypt(active.kid, active.private_key_encrypted)
+        except InvalidTag as exc:
+            raise MasterKeyMismatch(
+                "the master key does not match the one this data directory was created with "
+                "(check ENTRYWAY_MASTER_KEY and <data dir>/master.key)"
+            ) from exc
 
     def ensure_active_key(self) -> str:
         with self._db.unit_of_work() as session:

@@ -17,6 +17,10 @@ from entryway.store.models import MemberRow, OrganizationRow
 _ORG_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,48}[A-Za-z0-9])?$")
 
 
+# Names the service's own routes use at the top level.
+RESERVED_ORG_NAMES = frozenset({"health", "_apis", "error"})
+
+
 class AccessLevel(enum.StrEnum):
     """Organization access levels, lowest first."""
 
@@ -94,6 +98,8 @@ class OrgService:
         return [Organization.from_row(r) for r in self._repo.list_orgs()]
 
     def create(self, name: str, tenant_id: str) -> Organization:
+        if name.lower() in RESERVED_ORG_NAMES:
+            raise OrgError(f"'{name}' is reserved")
         if not _ORG_NAME.match(name):
             raise OrgError(
                 f"'{name}' is not a valid organization name (letters, digits and hyphens, up to 50)"

@@ -251,7 +251,8 @@ class DirectoryService:
             key_id=new_guid(),
             application_object_id=app.object_id,
             display_name=display_name,
-            hint=secret[:3],
+            # Entra shows a secret's first characters; after our fixed prefix they tell secrets apart.
+            hint=secret[len(CLIENT_SECRET.prefix) :][:3] if value is None else secret[:3],
             digest=digest,
             created_at=now,
             expires_at=expiry,

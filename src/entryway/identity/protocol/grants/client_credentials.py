@@ -5,6 +5,7 @@ https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant
 from __future__ import annotations
 
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from entryway.identity.protocol.claims import AppOnlySubject
 from entryway.identity.protocol.errors import (
@@ -37,8 +38,9 @@ class ClientCredentialsGrant:
         if resource is None:
             raise OAuthError(RESOURCE_NOT_FOUND, resource=identifier, directory=ctx.tenant.display_name)
         # v1 tokens carry the resource as it was asked for (GUID or URI); v2 tokens always the app id. A GUID
-        # names the app id itself, which Entra writes in lower case however the client wrote it.
-        as_asked = resource.app_id if parse_guid(identifier) else identifier
+        # names the app id itself, which Entra writes in lower case however the client wrote it; a URI keeps
+        # its path as asked, with the case-insensitive scheme and host in lower case (RFC 3986 section 6.2.2.1).
+        as_asked = resource.app_id if parse_guid(identifier) else _normalize_uri(identifier)
         audience = as_asked if resource.access_token_version == 1 else resource.app_id
         roles = ctx.directory.find_app_roles_granted(
             ctx.tenant.id, ctx.client.client.service_principal_id, resource.app_id
@@ -63,3 +65,8 @@ class ClientCredentialsGrant:
         if len(resources) > 1:
             raise OAuthError(SCOPE_MULTIPLE_RESOURCES, scope=scope)
         return resources.pop()
+
+
+def _normalize_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    return parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()

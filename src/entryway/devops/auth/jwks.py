@@ -47,10 +47,10 @@ class IdentityKeySource:
         key = entry.keys.get(kid)
         if key is not None:
             return key
-        now = self._clock.timestamp()
-        if entry.fetched_at is not None and now - entry.fetched_at < REFETCH_INTERVAL.total_seconds():
-            return None
+        # Wait for a fetch in progress rather than refuse the token: the first requests after a start or
+        # a rotation all arrive while one of them fetches the keys.
         async with entry.lock:
+            now = self._clock.timestamp()
             if kid not in entry.keys and (
                 entry.fetched_at is None or now - entry.fetched_at >= REFETCH_INTERVAL.total_seconds()
             ):

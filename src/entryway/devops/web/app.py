@@ -8,7 +8,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import httpx
 from starlette.applications import Starlette
@@ -33,6 +33,12 @@ from entryway.store.db import Database
 log = logging.getLogger("entryway.devops")
 
 DEPLOYMENT_ID_SETTING = "deployment_id"
+
+# How long a process trusts an organization it has looked up (id, name, tenant). Memberships are looked up
+# on every request: removing a member takes effect at once.
+ORG_CACHE_SECONDS = 5.0
+
+T = TypeVar("T")
 
 
 class Access(enum.Enum):
@@ -67,16 +73,33 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
     authenticators: list[RequestAuthenticator] = []
     deployment_id: list[str] = []
 
-    def on_db(fn: Callable[[OrgService], Any]) -> Awaitable[Any]:
-        def run() -> Any:
+    # SQLite answers these reads from a local file in microseconds, less than a hop to the thread pool and
+    # back costs; a network database keeps the thread pool, so a slow query never stalls the event loop.
+    reads_inline = ctx.db.engine.dialect.name == "sqlite"
+
+    async def on_db(fn: Callable[[OrgService], T]) -> T:
+        def run() -> T:
             with ctx.db.read() as session:
                 return fn(OrgService(session, ctx.clock))
 
-        return run_in_threadpool(run)
+        return run() if reads_inline else await run_in_threadpool(run)
+
+    found_orgs: dict[str, tuple[float, Organization]] = {}
+
+    async def find_org(name: str) -> Organization | None:
+        """Every request names its organization. Organizations are never renamed nor moved to another tenant,
+        so a process keeps those it found for `ORG_CACHE_SECONDS`; one not found is asked for again."""
+        now = ctx.clock.timestamp()
+        cached = found_orgs.get(name.lower())
+        if cached is not None and now - cached[0] < ORG_CACHE_SECONDS:
+            return cached[1]
+        org = await on_db(lambda s: s.find(name))
+        if org is not None:
+            found_orgs[name.lower()] = (now, org)
+        return org
 
     async def find_member(org: Organization, object_id: str) -> Member | None:
-        member: Member | None = await on_db(lambda s: s.find_member(org, object_id))
-        return member
+        return await on_db(lambda s: s.find_member(org, object_id))
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -92,7 +115,7 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
 
     def org_route(path: str, handler: Handler, *, access: Access, methods: list[str] | None = None) -> Route:
         async def endpoint(request: Request) -> Response:
-            org: Organization | None = await on_db(lambda s: s.find(request.path_params["org"]))
+            org = await find_org(request.path_params["org"])
             if org is None:
                 return not_found(f"The organization '{request.path_params['org']}' does not exist.")
             principal = await authenticators[0].authenticate(request.headers.get("authorization"), org)

@@ -1,12 +1,13 @@
 """The directory as the token pipeline reads it: `DirectoryPort` over the database.
 
-These are the hot-path reads of the token endpoint, so each is one Core query returning plain values.
+These are the hot-path reads of the token endpoint, so each is one Core query returning plain values. The
+statements are built once, with bound parameters: building a `select()` and its cache key costs several
+times what SQLite takes to answer it.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, select
 
 from entryway.identity.protocol.model import Client, ClientSecret, Resource, Tenant
 from entryway.kit.clock import as_utc
@@ -21,37 +22,73 @@ from entryway.store.models import (
     TenantRow,
 )
 
-_TENANT_COLUMNS = (TenantRow.id, TenantRow.display_name, TenantRow.access_token_lifetime_seconds)
+_TENANT = select(TenantRow.id, TenantRow.display_name, TenantRow.access_token_lifetime_seconds)
+_TENANT_BY_ID = _TENANT.where(TenantRow.id == bindparam("tenant_id"))
+_TENANT_BY_DOMAIN = _TENANT.join(TenantDomainRow).where(TenantDomainRow.name == bindparam("domain"))
+
+_CLIENT = (
+    select(
+        ApplicationRow.app_id,
+        ApplicationRow.display_name,
+        ServicePrincipalRow.object_id,
+        ServicePrincipalRow.account_enabled,
+        ClientSecretRow.key_id,
+        ClientSecretRow.digest,
+        ClientSecretRow.expires_at,
+    )
+    .join(ServicePrincipalRow, ServicePrincipalRow.app_id == ApplicationRow.app_id)
+    .outerjoin(ClientSecretRow, ClientSecretRow.application_object_id == ApplicationRow.object_id)
+    .where(
+        ApplicationRow.app_id == bindparam("client_id"),
+        ServicePrincipalRow.tenant_id == bindparam("tenant_id"),
+    )
+)
+
+_RESOURCE = select(
+    ApplicationRow.app_id,
+    ApplicationRow.display_name,
+    ApplicationRow.access_token_version,
+    ApplicationRow.delegated_scopes,
+    ApplicationRow.app_roles,
+)
+_IN_TENANT = (ServicePrincipalRow, ServicePrincipalRow.app_id == ApplicationRow.app_id)
+_RESOURCE_BY_APP_ID = (
+    _RESOURCE.where(ApplicationRow.app_id == bindparam("app_id"))
+    .join(*_IN_TENANT)
+    .where(ServicePrincipalRow.tenant_id == bindparam("tenant_id"))
+)
+_RESOURCE_BY_URI = (
+    _RESOURCE.join(IdentifierUriRow)
+    .where(IdentifierUriRow.uri.in_(bindparam("uris", expanding=True)))
+    .join(*_IN_TENANT)
+    .where(ServicePrincipalRow.tenant_id == bindparam("tenant_id"))
+)
+
+_APP_ROLES_GRANTED = (
+    select(AppRoleAssignmentRow.role)
+    .where(
+        AppRoleAssignmentRow.tenant_id == bindparam("tenant_id"),
+        AppRoleAssignmentRow.principal_id == bindparam("principal_id"),
+        AppRoleAssignmentRow.resource_app_id == bindparam("resource_app_id"),
+    )
+    .order_by(AppRoleAssignmentRow.role)
+)
 
 
 class SqlDirectory:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def find_tenant(self, ref: str) -> Tenant | None:
         guid = parse_guid(ref)
         if guid is not None:
-            query = select(*_TENANT_COLUMNS).where(TenantRow.id == guid)
+            row = self._connection.execute(_TENANT_BY_ID, {"tenant_id": guid}).first()
         else:
-            query = select(*_TENANT_COLUMNS).join(TenantDomainRow).where(TenantDomainRow.name == ref.lower())
-        row = self._session.execute(query).first()
+            row = self._connection.execute(_TENANT_BY_DOMAIN, {"domain": ref.lower()}).first()
         return None if row is None else Tenant(row[0], row[1], row[2])
 
     def find_client(self, tenant_id: str, client_id: str) -> Client | None:
-        rows = self._session.execute(
-            select(
-                ApplicationRow.app_id,
-                ApplicationRow.display_name,
-                ServicePrincipalRow.object_id,
-                ServicePrincipalRow.account_enabled,
-                ClientSecretRow.key_id,
-                ClientSecretRow.digest,
-                ClientSecretRow.expires_at,
-            )
-            .join(ServicePrincipalRow, ServicePrincipalRow.app_id == ApplicationRow.app_id)
-            .outerjoin(ClientSecretRow, ClientSecretRow.application_object_id == ApplicationRow.object_id)
-            .where(ApplicationRow.app_id == client_id, ServicePrincipalRow.tenant_id == tenant_id)
-        ).all()
+        rows = self._connection.execute(_CLIENT, {"client_id": client_id, "tenant_id": tenant_id}).all()
         if not rows:
             return None
         first = rows[0]
@@ -59,24 +96,16 @@ class SqlDirectory:
         return Client(first[0], first[1], first[2], bool(first[3]), secrets)
 
     def find_resource(self, tenant_id: str, identifier: str) -> Resource | None:
-        columns = (
-            ApplicationRow.app_id,
-            ApplicationRow.display_name,
-            ApplicationRow.access_token_version,
-            ApplicationRow.delegated_scopes,
-            ApplicationRow.app_roles,
-        )
         guid = parse_guid(identifier)
+        params: dict[str, object] = {"tenant_id": tenant_id}
         if guid is not None:
-            query = select(*columns).where(ApplicationRow.app_id == guid)
+            query = _RESOURCE_BY_APP_ID
+            params["app_id"] = guid
         else:
             # az asks for `https://management.core.windows.net//.default`: the URI keeps a trailing slash.
-            uris = {identifier.lower(), identifier.lower().rstrip("/")}
-            query = select(*columns).join(IdentifierUriRow).where(IdentifierUriRow.uri.in_(uris))
-        query = query.join(ServicePrincipalRow, ServicePrincipalRow.app_id == ApplicationRow.app_id).where(
-            ServicePrincipalRow.tenant_id == tenant_id
-        )
-        row = self._session.execute(query).first()
+            query = _RESOURCE_BY_URI
+            params["uris"] = sorted({identifier.lower(), identifier.lower().rstrip("/")})
+        row = self._connection.execute(query, params).first()
         if row is None:
             return None
         return Resource(row[0], row[1], row[2], tuple(row[3] or ()), tuple(row[4] or ()))
@@ -84,14 +113,5 @@ class SqlDirectory:
     def find_app_roles_granted(
         self, tenant_id: str, client_sp_id: str, resource_app_id: str
     ) -> tuple[str, ...]:
-        return tuple(
-            self._session.scalars(
-                select(AppRoleAssignmentRow.role)
-                .where(
-                    AppRoleAssignmentRow.tenant_id == tenant_id,
-                    AppRoleAssignmentRow.principal_id == client_sp_id,
-                    AppRoleAssignmentRow.resource_app_id == resource_app_id,
-                )
-                .order_by(AppRoleAssignmentRow.role)
-            )
-        )
+        params = {"tenant_id": tenant_id, "principal_id": client_sp_id, "resource_app_id": resource_app_id}
+        return tuple(self._connection.scalars(_APP_ROLES_GRANTED, params))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +33,8 @@ from entryway.kit.web import BodyTooLarge, JsonResponse, client_address, read_bo
 from entryway.store.db import Database
 
 log = logging.getLogger("entryway.identity")
+
+T = TypeVar("T")
 
 _NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
@@ -85,12 +87,16 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
         headers = {**_NO_STORE, "x-ms-request-id": trace_id, "client-request-id": correlation_id}
         return JsonResponse(body, status_code=error.kind.status, headers=headers)
 
-    def with_directory(fn: Callable[[SqlDirectory], Any]) -> Callable[[], Any]:
-        def run() -> Any:
-            with ctx.db.read() as session:
-                return fn(SqlDirectory(session))
+    # SQLite answers these reads from a local file in microseconds, less than a hop to the thread pool and
+    # back costs; a network database keeps the thread pool, so a slow query never stalls the event loop.
+    reads_inline = ctx.db.engine.dialect.name == "sqlite"
 
-        return run
+    async def on_directory(fn: Callable[[SqlDirectory], T]) -> T:
+        def run() -> T:
+            with ctx.db.read() as session:
+                return fn(SqlDirectory(session.connection()))
+
+        return run() if reads_inline else await run_in_threadpool(run)
 
     async def token(request: Request) -> Response:
         version: Any = 2 if request.url.path.endswith("/v2.0/token") else 1
@@ -110,7 +116,7 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
                 authorization=request.headers.get("authorization"),
                 client_address=client_address(request),
             )
-            result = await run_in_threadpool(with_directory(lambda d: endpoint.handle(token_request, d)))
+            result = await on_directory(lambda d: endpoint.handle(token_request, d))
         except OAuthError as error:
             return oauth_error(request, error)
         return JsonResponse(result, headers={**_NO_STORE, "client-request-id": _correlation_id(request)})
@@ -122,7 +128,7 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
             if ref.lower() in TENANT_INDEPENDENT:
                 tenant_segment, tenant_id = ref.lower(), None
             else:
-                tenant = await run_in_threadpool(with_directory(lambda d: resolve_tenant(d, ref)))
+                tenant = await on_directory(lambda d: resolve_tenant(d, ref))
                 tenant_segment, tenant_id = tenant.id, tenant.id
         except OAuthError as error:
             if error.kind.code == 90002:

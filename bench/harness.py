@@ -349,7 +349,6 @@ def machine_facts() -> list[tuple[str, str]]:
         ("Python", platform.python_version()),
         ("OpenSSL", _tool_version(["openssl", "version"])),
         ("wrk", _tool_version(["wrk", "--version"]).split(" [")[0]),
-        ("load average at start", " ".join(f"{x:.2f}" for x in os.getloadavg())),
         ("Entryway", _revision()),
     ]
 

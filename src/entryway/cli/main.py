@@ -202,9 +202,9 @@ def serve(
             indent=2,
         )
     )
-    typer.echo(render(actual, seed, first_start=first_start))
-    sys.stdout.flush()
     try:
+        typer.echo(render(actual, seed, first_start=first_start))
+        sys.stdout.flush()
         server.serve_forever()
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the Ctrl+C it handled; stopping is the normal way out

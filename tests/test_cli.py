@@ -33,6 +33,13 @@ def entryway_cmd(
     )
 
 
+def serve_with_config(data_dir: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    """`serve --config` for a file it must refuse: it exits before serving."""
+    return entryway_cmd(
+        "serve", "--identity-port", "0", "--devops-port", "0", "--config", str(config), data_dir=data_dir
+    )
+
+
 class Served:
     def __init__(self, process: subprocess.Popen[str], banner: str) -> None:
         self.process = process
@@ -248,26 +255,7 @@ def test_admin_commands_refuse_bad_input_clearly(data_dir: Path, args: list[str]
 def test_serve_refuses_a_bad_config_file(data_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("tenants:\n  - domains: [ok.test]\n    colour: blue\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "entryway",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--identity-port",
-            "0",
-            "--devops-port",
-            "0",
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=SERVE_TIMEOUT,
-        check=False,
-    )
+    result = serve_with_config(data_dir, config)
     assert result.returncode == 2
     assert "unknown key(s) colour" in result.stderr
 
@@ -293,26 +281,7 @@ def test_a_config_that_fails_on_first_start_leaves_the_first_start_to_come(
 ) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("tenants:\n  - domains: [not a domain]\n")
-    failed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "entryway",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--identity-port",
-            "0",
-            "--devops-port",
-            "0",
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=SERVE_TIMEOUT,
-        check=False,
-    )
+    failed = serve_with_config(data_dir, config)
     assert failed.returncode == 2
     assert "config.tenants[0]: 'not a domain' is not a valid domain name" in failed.stderr.replace(
         str(config), "config"

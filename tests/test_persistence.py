@@ -17,7 +17,6 @@ from entryway.kit.clock import ManualClock
 from tests.conftest import (
     BUILD_BOT_SECRET,
     DEVOPS_SCOPE,
-    ISSUE_EXAMPLE_CONFIG,
     NORTHWIND_BOT_SECRET,
     OUTSIDER_SECRET,
     Instance,
@@ -130,4 +129,3 @@ def test_no_secret_is_stored_in_clear(entryway: Instance) -> None:
         assert secret[5:30].encode() not in stored
     # Signing keys are encrypted at rest.
     assert b"PRIVATE KEY" not in stored
-    assert ISSUE_EXAMPLE_CONFIG  # the config that carried them is the user's file, not ours

@@ -37,6 +37,12 @@ class TenantRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(256))
     access_token_lifetime_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    # Security defaults: whether users without a per-user setting must do MFA at sign-in.
+    mfa_required_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Refresh tokens expire after this long unused (Entra: 90 days of inactivity).
+    refresh_token_inactivity_seconds: Mapped[int] = mapped_column(Integer, default=90 * 86400)
+    # Conditional Access "sign-in frequency": a user must sign in again this long after signing in.
+    sign_in_frequency_seconds: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
 
     domains: Mapped[list[TenantDomainRow]] = relationship(lazy="raise", back_populates="tenant")
@@ -66,6 +72,10 @@ class ApplicationRow(Base):
     app_roles: Mapped[list[str]] = mapped_column(default=list)
     # accessTokenAcceptedVersion: 1 (Entra's default, and what Azure DevOps receives) or 2.
     access_token_version: Mapped[int] = mapped_column(Integer, default=1)
+    # isFallbackPublicClient ("Allow public client flows"): ROPC and device code without a credential.
+    public_client: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Redirect URIs of every platform (web, public client / native, SPA), compared exactly.
+    redirect_uris: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime]
 
 
@@ -131,7 +141,140 @@ class UserRow(Base):
     display_name: Mapped[str] = mapped_column(String(256))
     password_hash: Mapped[str | None] = mapped_column(String(256))  # argon2id
     account_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # None: the tenant's default decides.
+    mfa_required: Mapped[bool | None] = mapped_column(Boolean)
+    # The TOTP shared secret, AES-GCM encrypted under a key derived from the master key.
+    totp_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_enrolled_at: Mapped[datetime | None]
+    # The last accepted TOTP time step: a code is never accepted twice (RFC 6238 section 5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
+
+
+class PermissionGrantRow(Base):
+    """oauth2PermissionGrant: delegated scopes of a resource a client may use on behalf of one user, or of
+    every user in the tenant (`principal_id` None: admin consent, and first-party pre-consent)."""
+
+    __tablename__ = "oauth2_permission_grants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    client_app_id: Mapped[str] = mapped_column(String(36))
+    principal_id: Mapped[str | None] = mapped_column(ForeignKey("users.object_id", ondelete="CASCADE"))
+    resource_app_id: Mapped[str] = mapped_column(String(36))
+    scopes: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+
+
+class SignInFailureRow(Base):
+    """Smart lockout: wrong passwords counted per account and source, with a cool-down."""
+
+    __tablename__ = "sign_in_failures"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.object_id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+
+
+class BrowserSessionRow(Base):
+    """A browser's sign-in session on the identity origin; the cookie holds the secret, we its digest."""
+
+    __tablename__ = "browser_sessions"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class SessionAccountRow(Base):
+    """An account signed in within a browser session (the account picker lists them)."""
+
+    __tablename__ = "session_accounts"
+
+    session_digest: Mapped[str] = mapped_column(
+        ForeignKey("browser_sessions.digest", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.object_id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    auth_time: Mapped[datetime]
+    amr: Mapped[list[str]] = mapped_column(default=list)  # "pwd", "mfa"
+
+
+class RefreshTokenFamilyRow(Base):
+    """Every refresh token descended from one sign-in. Reusing a rotated token revokes the family."""
+
+    __tablename__ = "refresh_token_families"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.object_id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(String(2048))  # what the sign-in granted, space-separated
+    auth_time: Mapped[datetime]
+    amr: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class RefreshTokenRow(Base):
+    __tablename__ = "refresh_tokens"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(
+        ForeignKey("refresh_token_families.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class AuthorizationCodeRow(Base):
+    """RFC 6749 section 4.1.2: single use, short-lived; only the digest is kept."""
+
+    __tablename__ = "authorization_codes"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.object_id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(2048))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    nonce: Mapped[str | None] = mapped_column(String(512))
+    claims: Mapped[str | None] = mapped_column(String(4096))
+    auth_time: Mapped[datetime]
+    amr: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    consumed_at: Mapped[datetime | None]
+    # The refresh-token family the redemption started: revoked if the code is replayed.
+    family_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class DeviceCodeRow(Base):
+    """RFC 8628: the device code (digest) the client polls with, and the user code a person types."""
+
+    __tablename__ = "device_codes"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_ref: Mapped[str] = mapped_column(String(253))  # as the client named it: GUID, domain, organizations
+    client_id: Mapped[str] = mapped_column(String(36))
+    scope: Mapped[str] = mapped_column(String(2048))  # remembered: polls carry no scope
+    claims: Mapped[str | None] = mapped_column(String(4096))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    interval: Mapped[int] = mapped_column(Integer, default=5)
+    last_polled_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | declined | consumed
+    tenant_id: Mapped[str | None] = mapped_column(String(36))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.object_id", ondelete="CASCADE"))
+    auth_time: Mapped[datetime | None]
+    amr: Mapped[list[str]] = mapped_column(default=list)
 
 
 class SigningKeyRow(Base):

@@ -146,6 +146,160 @@ INVALID_SCOPE = Aadsts(
 )
 
 
+# Authorization requests (the sign-in pages show these, or send them to the redirect URI)
+REDIRECT_URI_MISMATCH = Aadsts(
+    50011,
+    "invalid_request",
+    400,
+    "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for "
+    "the application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your "
+    "application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about "
+    "how to fix this.",
+)
+UNSUPPORTED_RESPONSE_TYPE = Aadsts(
+    70005,
+    "unsupported_response_type",
+    400,
+    "response_type '{response_type}' is not enabled for the application.",
+)
+UNSUPPORTED_RESPONSE_MODE = Aadsts(
+    900144, "invalid_request", 400, "The provided value for the input parameter 'response_mode' is not valid."
+)
+PKCE_REQUIRED = Aadsts(
+    9002325,
+    "invalid_request",
+    400,
+    "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
+)
+PKCE_METHOD_UNSUPPORTED = Aadsts(
+    501491, "invalid_request", 400, "Invalid size or method of code_challenge parameter."
+)
+LOGIN_REQUIRED = Aadsts(
+    50058, "login_required", 400, "A silent sign-in request was sent but no user is signed in."
+)
+INTERACTION_REQUIRED_MFA = Aadsts(
+    50076,
+    "interaction_required",
+    400,
+    "Due to a configuration change made by your administrator, or because you moved to a new location, you must "
+    "use multi-factor authentication to access '{resource}'.",
+)
+CONSENT_REQUIRED = Aadsts(
+    65001,
+    "consent_required",
+    400,
+    "The user or administrator has not consented to use the application with ID '{client_id}' named '{name}'. "
+    "Send an interactive authorization request for this user and resource.",
+)
+CONSENT_DECLINED = Aadsts(65004, "access_denied", 400, "User declined to consent to access the app.")
+USER_NOT_FOUND = Aadsts(
+    50034,
+    "invalid_grant",
+    400,
+    "The user account {user} does not exist in the {directory} directory. To sign into this application, the "
+    "account must be added to the directory.",
+)
+USER_IN_OTHER_TENANT = Aadsts(
+    50020,
+    "invalid_grant",
+    400,
+    "User account '{user}' from identity provider '{idp}' does not exist in tenant '{directory}' and cannot "
+    "access the application '{client_id}'({name}) in that tenant.",
+)
+USER_DISABLED = Aadsts(50057, "invalid_grant", 400, "The user account is disabled.")
+INVALID_CREDENTIALS = Aadsts(
+    50126, "invalid_grant", 400, "Error validating credentials due to invalid username or password."
+)
+ACCOUNT_LOCKED = Aadsts(
+    50053,
+    "invalid_grant",
+    400,
+    "Your account is locked because you've tried to sign in too many times with an incorrect user ID or "
+    "password.",
+)
+MFA_CODE_INVALID = Aadsts(
+    500121, "invalid_grant", 400, "Authentication failed during strong authentication request."
+)
+MFA_ENROLLMENT_REQUIRED = Aadsts(
+    50072, "interaction_required", 400, "User needs to enroll for second factor authentication."
+)
+
+# Grants redeemed at the token endpoint
+MALFORMED_GRANT = Aadsts(9002313, "invalid_grant", 400, "Invalid request. Request is malformed or invalid.")
+INVALID_GRANT = Aadsts(70000, "invalid_grant", 400, "Provided grant is invalid or malformed.")
+GRANT_EXPIRED = Aadsts(
+    70008,
+    "invalid_grant",
+    400,
+    "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive "
+    "authorization request for this user and resource.",
+)
+CODE_ALREADY_REDEEMED = Aadsts(
+    54005,
+    "invalid_grant",
+    400,
+    "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing "
+    "refresh token.",
+)
+PKCE_MISMATCH = Aadsts(
+    501481,
+    "invalid_grant",
+    400,
+    "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+)
+REDIRECT_URI_CHANGED = Aadsts(
+    70000,
+    "invalid_grant",
+    400,
+    "The request was denied because the redirect_uri does not match the one of the authorization request.",
+)
+REFRESH_TOKEN_INACTIVE = Aadsts(
+    700082,
+    "invalid_grant",
+    400,
+    "The refresh token has expired due to inactivity. The token was issued on {issued} and was inactive for "
+    "{inactive}.",
+)
+REFRESH_TOKEN_REVOKED = Aadsts(
+    50173,
+    "invalid_grant",
+    400,
+    "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have "
+    "changed or reset their password. The grant was issued on '{issued}'.",
+)
+SIGN_IN_FREQUENCY = Aadsts(
+    70043,
+    "invalid_grant",
+    400,
+    "The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The "
+    "token was issued on {issued} and the maximum allowed lifetime for this request is {lifetime}.",
+)
+PUBLIC_CLIENT_WITH_SECRET = Aadsts(
+    700025,
+    "invalid_client",
+    401,
+    "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+)
+
+# Device authorization grant (RFC 8628 section 3.5)
+AUTHORIZATION_PENDING = Aadsts(
+    70016,
+    "authorization_pending",
+    400,
+    "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+)
+SLOW_DOWN = Aadsts(70016, "slow_down", 400, "OAuth 2.0 device flow error. Polling too often. Slow down.")
+DEVICE_CODE_EXPIRED = Aadsts(
+    70019, "expired_token", 400, "Verification code expired. Have the user retry the sign-in."
+)
+AUTHORIZATION_DECLINED = Aadsts(
+    70000, "authorization_declined", 400, "The user declined the sign-in request. Start a new sign-in."
+)
+BAD_VERIFICATION_CODE = Aadsts(
+    70018, "bad_verification_code", 400, "Invalid verification code. Please retry."
+)
+
+
 class OAuthError(Exception):
     """An error the token service answers with. `detail` is for the log only."""
 

@@ -1,0 +1,1 @@
+"""User sign-in: what a person's authentication leaves behind (sessions, codes, refresh tokens, consent)."""

@@ -44,7 +44,29 @@ ensure_venv() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "Installing Entryway${extra:+ with [$extra]} into .venv..." >&2
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$spec" >&2
+    # Playwright's wheel carries its driver; the browser is Debian's chromium (ensure_chromium), never a
+    # download of Playwright's own.
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+      "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$spec" >&2
     echo "$want" >"$stamp"
   fi
+}
+
+# ensure_chromium: Debian's chromium for the browser tests (driven by Playwright through executable_path).
+# Installs it with apt-get when missing (as root); exports ENTRYWAY_CHROMIUM for the tests.
+ensure_chromium() {
+  local chromium="${ENTRYWAY_CHROMIUM:-/usr/bin/chromium}"
+  if [ ! -x "$chromium" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "Installing Debian's chromium for the browser tests..." >&2
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+      echo "The browser tests need Chromium at $chromium: run 'apt-get install chromium' as root" >&2
+      echo "(or set ENTRYWAY_CHROMIUM to another Chromium binary) and try again." >&2
+      return 1
+    fi
+  fi
+  export ENTRYWAY_CHROMIUM="$chromium"
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 }

@@ -27,12 +27,13 @@ class DemoSeed:
 
 
 def ensure_installation(runtime: Runtime) -> bool:
-    """Record the installation's first start; True when this is it."""
+    """Record the installation's first start; True when this is it. At every start, bring the first-party
+    apps up to date in every tenant (a tenant made by an older Entryway lacks the newer ones)."""
     with runtime.db.unit_of_work() as session:
+        DirectoryService(session, runtime.clock, runtime.digester).ensure_first_party_apps()
         if session.get(SettingRow, DEPLOYMENT_ID_SETTING) is not None:
             return False
         session.add(SettingRow(name=DEPLOYMENT_ID_SETTING, value=new_guid()))
-        DirectoryService(session, runtime.clock, runtime.digester).ensure_first_party_apps()
         return True
 
 

@@ -1,16 +1,28 @@
-"""First-party applications that exist in every tenant, as Microsoft's do in Entra."""
+"""First-party applications that exist in every tenant, as Microsoft's do in Entra: the Azure DevOps resource,
+and the public clients developers sign in with (Azure CLI, Visual Studio), pre-consented for Azure DevOps."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PreConsent:
+    """An admin consent every tenant has: the client may ask `scopes` of `resource_app_id` for any user."""
+
+    resource_app_id: str
+    scopes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class FirstPartyApp:
     app_id: str
     display_name: str
-    identifier_uris: tuple[str, ...]
-    delegated_scopes: tuple[str, ...]
+    identifier_uris: tuple[str, ...] = ()
+    delegated_scopes: tuple[str, ...] = ()
+    public_client: bool = False
+    redirect_uris: tuple[str, ...] = ()
+    pre_consents: tuple[PreConsent, ...] = field(default=())
 
 
 AZURE_DEVOPS = FirstPartyApp(
@@ -20,4 +32,26 @@ AZURE_DEVOPS = FirstPartyApp(
     delegated_scopes=("user_impersonation",),
 )
 
-FIRST_PARTY_APPS = (AZURE_DEVOPS,)
+# Microsoft's native-client redirect URIs: `http://localhost` stands for any loopback port (RFC 8252 section
+# 7.3, matched by the authorize endpoint), the nativeclient page for clients without a loopback listener.
+NATIVE_REDIRECT_URIS = ("http://localhost", "https://login.microsoftonline.com/common/oauth2/nativeclient")
+_DEVOPS_CONSENT = PreConsent(AZURE_DEVOPS.app_id, ("user_impersonation",))
+
+AZURE_CLI = FirstPartyApp(
+    app_id="04b07795-8ddb-461a-bbee-02f9e1bf7b46",  # also azure-identity's default client id
+    display_name="Microsoft Azure CLI",
+    public_client=True,
+    redirect_uris=NATIVE_REDIRECT_URIS,
+    pre_consents=(_DEVOPS_CONSENT,),
+)
+
+VISUAL_STUDIO = FirstPartyApp(
+    app_id="872cd9fa-d31f-45e0-9eab-6e460a02d1f1",  # also Git Credential Manager's
+    display_name="Visual Studio",
+    public_client=True,
+    redirect_uris=NATIVE_REDIRECT_URIS,
+    pre_consents=(_DEVOPS_CONSENT,),
+)
+
+# Resources first: a pre-consent names a resource that must already exist.
+FIRST_PARTY_APPS = (AZURE_DEVOPS, AZURE_CLI, VISUAL_STUDIO)

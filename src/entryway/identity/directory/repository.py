@@ -10,6 +10,7 @@ from entryway.store.models import (
     AppRoleAssignmentRow,
     ClientSecretRow,
     IdentifierUriRow,
+    PermissionGrantRow,
     ServicePrincipalRow,
     TenantDomainRow,
     TenantRow,
@@ -130,6 +131,36 @@ class DirectoryRepository:
                 AppRoleAssignmentRow.role == role,
             )
         ).first()
+
+    # delegated permission grants (oauth2PermissionGrants)
+    def find_permission_grant(
+        self, tenant_id: str, client_app_id: str, principal_id: str | None, resource_app_id: str
+    ) -> PermissionGrantRow | None:
+        principal = (
+            PermissionGrantRow.principal_id.is_(None)
+            if principal_id is None
+            else PermissionGrantRow.principal_id == principal_id
+        )
+        return self._session.scalars(
+            select(PermissionGrantRow).where(
+                PermissionGrantRow.tenant_id == tenant_id,
+                PermissionGrantRow.client_app_id == client_app_id,
+                principal,
+                PermissionGrantRow.resource_app_id == resource_app_id,
+            )
+        ).first()
+
+    def list_permission_grants(self, tenant_id: str, client_app_id: str) -> list[PermissionGrantRow]:
+        return list(
+            self._session.scalars(
+                select(PermissionGrantRow)
+                .where(
+                    PermissionGrantRow.tenant_id == tenant_id,
+                    PermissionGrantRow.client_app_id == client_app_id,
+                )
+                .order_by(PermissionGrantRow.created_at)
+            )
+        )
 
     # users
     def find_user_by_upn(self, upn: str) -> UserRow | None:

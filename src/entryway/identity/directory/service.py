@@ -4,12 +4,14 @@ the caller's unit of work does."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from entryway.identity.directory.first_party import FIRST_PARTY_APPS
+from entryway.identity.directory.first_party import FIRST_PARTY_APPS, FirstPartyApp
 from entryway.identity.directory.repository import DirectoryRepository
 from entryway.identity.protocol.pipeline import TENANT_INDEPENDENT
 from entryway.kit.clock import Clock
@@ -21,6 +23,7 @@ from entryway.store.models import (
     AppRoleAssignmentRow,
     ClientSecretRow,
     IdentifierUriRow,
+    PermissionGrantRow,
     ServicePrincipalRow,
     TenantDomainRow,
     TenantRow,
@@ -31,6 +34,18 @@ DEFAULT_SECRET_LIFETIME = timedelta(days=180)  # Entra portal's recommended defa
 MAX_SECRET_LIFETIME = timedelta(days=730)
 MIN_TOKEN_LIFETIME = 600  # Entra's configurable token lifetime range: 10 minutes to 1 day
 MAX_TOKEN_LIFETIME = 86400
+# Refresh-token inactivity and sign-in frequency. Entra's own ranges are narrower for inactivity (10 minutes to
+# 90 days) and wider for frequency (1 hour to 365 days); one range of 1 hour to 365 days serves both here.
+MIN_SESSION_LIFETIME = 3600
+MAX_SESSION_LIFETIME = 365 * 86400
+DEFAULT_REFRESH_TOKEN_INACTIVITY = 90 * 86400  # Entra's default
+# Entra: at most 256 redirect URIs per app, each at most 256 characters.
+MAX_REDIRECT_URIS = 256
+MAX_REDIRECT_URI_LENGTH = 256
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# Schemes that would run or read something in the browser instead of reaching an app.
+_UNSAFE_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "about", "blob", "filesystem"})
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _UPN = re.compile(r"^[A-Za-z0-9._'+-]{1,64}@(?P<domain>[^@]+)$")
 
@@ -57,23 +72,45 @@ class DirectoryService:
 
     # first-party applications
     def ensure_first_party_apps(self) -> None:
-        for app in FIRST_PARTY_APPS:
-            if self._repo.find_application(app.app_id) is not None:
-                continue
-            row = ApplicationRow(
-                object_id=new_guid(),
-                app_id=app.app_id,
-                tenant_id=None,
-                display_name=app.display_name,
-                delegated_scopes=list(app.delegated_scopes),
-                app_roles=[],
-                access_token_version=1,
-                created_at=self._clock.now(),
-            )
-            self._repo.add(row)
-            for uri in app.identifier_uris:
-                self._repo.add(IdentifierUriRow(uri=uri.lower(), application_object_id=row.object_id))
+        """Register the first-party apps, and give every tenant their service principals and pre-consents.
+        Idempotent; run at every start, so tenants made before a first-party app existed get it too."""
+        self._ensure_first_party_registrations()
+        for tenant in self._repo.list_tenants():
+            self._ensure_first_party_in_tenant(tenant.id)
         self._repo.flush()
+
+    def _ensure_first_party_registrations(self) -> None:
+        for app in FIRST_PARTY_APPS:
+            row = self._repo.find_application(app.app_id)
+            if row is None:
+                row = ApplicationRow(
+                    object_id=new_guid(),
+                    app_id=app.app_id,
+                    tenant_id=None,
+                    display_name=app.display_name,
+                    delegated_scopes=list(app.delegated_scopes),
+                    app_roles=[],
+                    access_token_version=1,
+                    public_client=app.public_client,
+                    redirect_uris=list(app.redirect_uris),
+                    created_at=self._clock.now(),
+                )
+                self._repo.add(row)
+                for uri in app.identifier_uris:
+                    self._repo.add(IdentifierUriRow(uri=uri.lower(), application_object_id=row.object_id))
+            else:
+                # Registered by an older Entryway: bring what the platform defines up to date.
+                _update_first_party(row, app)
+        self._repo.flush()
+
+    def _ensure_first_party_in_tenant(self, tenant_id: str) -> None:
+        for app in FIRST_PARTY_APPS:
+            if self._repo.find_service_principal(tenant_id, app.app_id) is None:
+                self._add_service_principal(tenant_id, app.app_id, app.display_name)
+        self._repo.flush()
+        for app in FIRST_PARTY_APPS:
+            for consent in app.pre_consents:
+                self._grant(tenant_id, app.app_id, None, consent.resource_app_id, consent.scopes)
 
     # tenants
     def find_tenant(self, ref: str) -> TenantRow:
@@ -96,6 +133,9 @@ class DirectoryService:
         tenant_id: str | None = None,
         display_name: str | None = None,
         access_token_lifetime_seconds: int = 3600,
+        mfa_required_default: bool = False,
+        refresh_token_inactivity_seconds: int = DEFAULT_REFRESH_TOKEN_INACTIVITY,
+        sign_in_frequency_seconds: int | None = None,
     ) -> TenantRow:
         if not domains:
             raise DirectoryError("a tenant needs at least one domain name")
@@ -106,19 +146,24 @@ class DirectoryService:
             raise DirectoryError(f"tenant {tid} already exists")
         normalized = [self._check_new_domain(d) for d in domains]
         self._check_token_lifetime(access_token_lifetime_seconds)
+        _check_session_lifetime("refresh token inactivity", refresh_token_inactivity_seconds)
+        if sign_in_frequency_seconds is not None:
+            _check_session_lifetime("sign-in frequency", sign_in_frequency_seconds)
         tenant = TenantRow(
             id=tid,
             display_name=display_name or normalized[0],
             access_token_lifetime_seconds=access_token_lifetime_seconds,
+            mfa_required_default=mfa_required_default,
+            refresh_token_inactivity_seconds=refresh_token_inactivity_seconds,
+            sign_in_frequency_seconds=sign_in_frequency_seconds,
             created_at=self._clock.now(),
         )
         self._repo.add(tenant)
         self._repo.flush()
         for index, domain in enumerate(normalized):
             self._repo.add(TenantDomainRow(name=domain, tenant_id=tid, is_initial=index == 0))
-        self.ensure_first_party_apps()
-        for first_party in self._repo.list_first_party_applications():
-            self._add_service_principal(tid, first_party.app_id, first_party.display_name)
+        self._ensure_first_party_registrations()
+        self._ensure_first_party_in_tenant(tid)
         self._repo.flush()
         return tenant
 
@@ -131,6 +176,24 @@ class DirectoryService:
     def set_token_lifetime(self, tenant: TenantRow, seconds: int) -> None:
         self._check_token_lifetime(seconds)
         tenant.access_token_lifetime_seconds = seconds
+        self._repo.flush()
+
+    def set_mfa_required_default(self, tenant: TenantRow, required: bool) -> None:
+        """Security defaults: whether users without a per-user setting must do MFA at sign-in."""
+        tenant.mfa_required_default = required
+        self._repo.flush()
+
+    def set_refresh_token_inactivity(self, tenant: TenantRow, seconds: int) -> None:
+        """How long a refresh token may go unused before it expires."""
+        _check_session_lifetime("refresh token inactivity", seconds)
+        tenant.refresh_token_inactivity_seconds = seconds
+        self._repo.flush()
+
+    def set_sign_in_frequency(self, tenant: TenantRow, seconds: int | None) -> None:
+        """How long after entering a password a user must enter it again (None: never, Entra's default)."""
+        if seconds is not None:
+            _check_session_lifetime("sign-in frequency", seconds)
+        tenant.sign_in_frequency_seconds = seconds
         self._repo.flush()
 
     def domains_of(self, tenant: TenantRow) -> list[str]:
@@ -163,9 +226,14 @@ class DirectoryService:
         app_id: str | None = None,
         identifier_uris: list[str] | None = None,
         app_roles: list[str] | None = None,
+        public_client: bool = False,
+        redirect_uris: Sequence[str] = (),
     ) -> tuple[ApplicationRow, ServicePrincipalRow]:
+        """`public_client` is Entra's "Allow public client flows": ROPC and the device flow without a client
+        credential. `redirect_uris` are where the authorize endpoint may send codes (see check_redirect_uris)."""
         if not display_name.strip():
             raise DirectoryError("an application needs a name")
+        uris = check_redirect_uris(redirect_uris)
         client_id = new_guid() if app_id is None else parse_guid(app_id)
         if client_id is None:
             raise DirectoryError(f"client id '{app_id}' is not a GUID")
@@ -179,6 +247,8 @@ class DirectoryService:
             delegated_scopes=[],
             app_roles=list(app_roles or []),
             access_token_version=1,
+            public_client=public_client,
+            redirect_uris=uris,
             created_at=self._clock.now(),
         )
         self._repo.add(app)
@@ -200,6 +270,52 @@ class DirectoryService:
         if app is None or app.tenant_id != tenant.id:
             raise DirectoryError(f"application '{ref}' not found in tenant {tenant.id}")
         return app
+
+    def find_enterprise_app(self, tenant: TenantRow, ref: str) -> ApplicationRow:
+        """An app with a service principal in the tenant (Entra's "enterprise applications"): the tenant's own
+        apps and the first-party ones, by client id, display name or identifier URI."""
+        guid = parse_guid(ref)
+        if guid is not None:
+            app = self._repo.find_application(guid)
+        else:
+            app = self._repo.find_application_by_name(tenant.id, ref) or self._repo.find_application_by_uri(
+                ref
+            )
+            if app is None:
+                app = next(
+                    (a for a in self._repo.list_first_party_applications() if a.display_name == ref), None
+                )
+        if app is None or self._repo.find_service_principal(tenant.id, app.app_id) is None:
+            raise DirectoryError(f"application '{ref}' not found in tenant {tenant.id}")
+        return app
+
+    def set_public_client(self, app: ApplicationRow, allowed: bool) -> None:
+        self._check_own(app)
+        app.public_client = allowed
+        self._repo.flush()
+
+    def set_redirect_uris(self, app: ApplicationRow, uris: Sequence[str]) -> None:
+        """Replace the app's redirect URIs."""
+        self._check_own(app)
+        app.redirect_uris = check_redirect_uris(uris)
+        self._repo.flush()
+
+    def add_redirect_uris(self, app: ApplicationRow, uris: Sequence[str]) -> bool:
+        """Add redirect URIs the app does not have yet; True when any was added."""
+        self._check_own(app)
+        merged = check_redirect_uris([*(app.redirect_uris or []), *uris])
+        if merged == list(app.redirect_uris or []):
+            return False
+        app.redirect_uris = merged
+        self._repo.flush()
+        return True
+
+    @staticmethod
+    def _check_own(app: ApplicationRow) -> None:
+        if app.tenant_id is None:
+            raise DirectoryError(
+                f"application {app.app_id} is a first-party application; it cannot be changed"
+            )
 
     def list_applications(self, tenant: TenantRow) -> list[ApplicationRow]:
         return self._repo.list_applications(tenant.id)
@@ -293,10 +409,85 @@ class DirectoryService:
         )
         self._repo.flush()
 
+    # delegated permissions (oauth2PermissionGrants)
+    def grant_admin_consent(
+        self,
+        tenant: TenantRow,
+        client_app: ApplicationRow,
+        resource_app: ApplicationRow,
+        scopes: Sequence[str],
+    ) -> bool:
+        """Consent on behalf of every user of the tenant: `client_app` may ask `scopes` (delegated
+        permissions the resource defines) without a consent prompt. Adds to an existing grant; True when
+        anything changed."""
+        wanted = [s.strip() for s in scopes if s.strip()]
+        if not wanted:
+            raise DirectoryError("give at least one scope to consent to")
+        undefined = [s for s in wanted if s not in (resource_app.delegated_scopes or [])]
+        if undefined:
+            defined = ", ".join(resource_app.delegated_scopes or []) or "none"
+            raise DirectoryError(
+                f"application {resource_app.app_id} defines no delegated permission "
+                f"{', '.join(repr(s) for s in undefined)} (it defines: {defined})"
+            )
+        for app in (client_app, resource_app):
+            if self._repo.find_service_principal(tenant.id, app.app_id) is None:
+                raise DirectoryError(
+                    f"application {app.app_id} has no service principal in tenant {tenant.id}"
+                )
+        return self._grant(tenant.id, client_app.app_id, None, resource_app.app_id, wanted)
+
+    def list_admin_consents(
+        self, tenant: TenantRow, client_app: ApplicationRow
+    ) -> list[tuple[str, list[str]]]:
+        """(resource app id, scopes) of every tenant-wide grant of the client."""
+        return [
+            (g.resource_app_id, list(g.scopes or []))
+            for g in self._repo.list_permission_grants(tenant.id, client_app.app_id)
+            if g.principal_id is None
+        ]
+
+    def _grant(
+        self,
+        tenant_id: str,
+        client_app_id: str,
+        principal_id: str | None,
+        resource_app_id: str,
+        scopes: Sequence[str],
+    ) -> bool:
+        grant = self._repo.find_permission_grant(tenant_id, client_app_id, principal_id, resource_app_id)
+        if grant is None:
+            self._repo.add(
+                PermissionGrantRow(
+                    id=new_guid(),
+                    tenant_id=tenant_id,
+                    client_app_id=client_app_id,
+                    principal_id=principal_id,
+                    resource_app_id=resource_app_id,
+                    scopes=list(dict.fromkeys(scopes)),
+                    created_at=self._clock.now(),
+                )
+            )
+            self._repo.flush()
+            return True
+        merged = list(dict.fromkeys([*(grant.scopes or []), *scopes]))
+        if merged == list(grant.scopes or []):
+            return False
+        grant.scopes = merged
+        self._repo.flush()
+        return True
+
     # users
     def create_user(
-        self, tenant: TenantRow, upn: str, password: str | None, display_name: str | None = None
+        self,
+        tenant: TenantRow,
+        upn: str,
+        password: str | None,
+        display_name: str | None = None,
+        *,
+        mfa_required: bool | None = None,
     ) -> UserRow:
+        """`mfa_required` None: the tenant's default (mfa_required_default) decides."""
         match = _UPN.match(upn.strip())
         if match is None:
             raise DirectoryError(f"'{upn}' is not a valid user principal name")
@@ -314,6 +505,7 @@ class DirectoryService:
             display_name=display_name or upn.split("@", 1)[0],
             password_hash=hash_password(password) if password is not None else None,
             account_enabled=True,
+            mfa_required=mfa_required,
             created_at=self._clock.now(),
         )
         self._repo.add(user)
@@ -323,5 +515,93 @@ class DirectoryService:
     def find_user(self, upn: str) -> UserRow | None:
         return self._repo.find_user_by_upn(upn)
 
+    def get_user(self, upn: str) -> UserRow:
+        user = self._repo.find_user_by_upn(upn.strip())
+        if user is None:
+            raise DirectoryError(f"user '{upn}' not found")
+        return user
+
+    def set_user_mfa(self, user: UserRow, required: bool | None) -> None:
+        """Per-user MFA: True must, False need not, None follows the tenant's default."""
+        user.mfa_required = required
+        self._repo.flush()
+
+    def reset_user_mfa(self, user: UserRow) -> None:
+        """Forget the user's authenticator: the next sign-in that needs MFA enrolls a new one."""
+        user.totp_secret_encrypted = None
+        user.totp_enrolled_at = None
+        user.totp_last_step = None
+        self._repo.flush()
+
+    @staticmethod
+    def mfa_required_for(tenant: TenantRow, user: UserRow) -> bool:
+        """Whether the user must do MFA at sign-in: the per-user setting, else the tenant's default."""
+        return tenant.mfa_required_default if user.mfa_required is None else user.mfa_required
+
     def list_users(self, tenant: TenantRow) -> list[UserRow]:
         return self._repo.list_users(tenant.id)
+
+
+def _update_first_party(row: ApplicationRow, app: FirstPartyApp) -> None:
+    if row.public_client != app.public_client:
+        row.public_client = app.public_client
+    if list(row.redirect_uris or []) != list(app.redirect_uris):
+        row.redirect_uris = list(app.redirect_uris)
+    if list(row.delegated_scopes or []) != list(app.delegated_scopes):
+        row.delegated_scopes = list(app.delegated_scopes)
+
+
+def _check_session_lifetime(what: str, seconds: int) -> None:
+    if not MIN_SESSION_LIFETIME <= seconds <= MAX_SESSION_LIFETIME:
+        raise DirectoryError(
+            f"{what} must be between {MIN_SESSION_LIFETIME} seconds (1 hour) and "
+            f"{MAX_SESSION_LIFETIME} seconds (365 days), not {seconds}"
+        )
+
+
+def check_redirect_uris(uris: Sequence[str]) -> list[str]:
+    """The redirect URIs an app may register, deduplicated in order. Entra's rules: absolute; `https`, or
+    `http` only on a loopback host (RFC 8252 section 7.3), or a private-use scheme of a native app (RFC 8252
+    section 7.1: `msal{client_id}://auth`, `ms-appx-web://...`); no fragment (RFC 6749 section 3.1.2); no
+    wildcard; at most 256 of them, each at most 256 characters."""
+    checked: list[str] = []
+    for uri in uris:
+        check_redirect_uri(uri)
+        if uri not in checked:
+            checked.append(uri)
+    if len(checked) > MAX_REDIRECT_URIS:
+        raise DirectoryError(f"an application may have at most {MAX_REDIRECT_URIS} redirect URIs")
+    return checked
+
+
+def check_redirect_uri(uri: str) -> None:
+    if not uri or len(uri) > MAX_REDIRECT_URI_LENGTH:
+        raise DirectoryError(
+            f"redirect URI '{uri[:60]}' must be 1 to {MAX_REDIRECT_URI_LENGTH} characters long"
+        )
+    if any(c.isspace() or ord(c) < 0x20 for c in uri):
+        raise DirectoryError(f"redirect URI '{uri}' contains white space or control characters")
+    if "#" in uri:
+        raise DirectoryError(f"redirect URI '{uri}' has a fragment; redirect URIs may not")
+    if "*" in uri:
+        raise DirectoryError(f"redirect URI '{uri}' has a wildcard; redirect URIs are matched exactly")
+    scheme, _, rest = uri.partition(":")
+    scheme = scheme.lower()
+    if not rest or not _SCHEME.match(scheme):
+        raise DirectoryError(f"redirect URI '{uri}' is not an absolute URI")
+    if scheme in ("http", "https"):
+        try:
+            parts = urlsplit(uri)
+            host = parts.hostname
+            _ = parts.port  # raises on a port that is not a number
+        except ValueError as exc:
+            raise DirectoryError(f"redirect URI '{uri}' is not a valid URL: {exc}") from exc
+        if not host:
+            raise DirectoryError(f"redirect URI '{uri}' has no host")
+        if scheme == "http" and host not in LOOPBACK_HOSTS:
+            raise DirectoryError(
+                f"redirect URI '{uri}' must use https; http is allowed only for localhost, "
+                "127.0.0.1 and [::1]"
+            )
+    elif scheme in _UNSAFE_SCHEMES:
+        raise DirectoryError(f"redirect URI '{uri}' uses the '{scheme}' scheme, which is not allowed")

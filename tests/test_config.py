@@ -3,6 +3,7 @@ file with an error changes nothing at all."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 
 from entryway.config.declarative import ConfigError, apply_config, load_config
 from entryway.config.settings import Settings
+from entryway.identity.directory.service import DirectoryService
 from entryway.kit.clock import as_utc
 from entryway.runtime import Runtime
 from entryway.store.models import Base, ClientSecretRow
@@ -23,6 +25,7 @@ from tests.conftest import (
     BUILD_BOT_ID,
     BUILD_BOT_SECRET,
     CONTOSO_TENANT,
+    DEVOPS_RESOURCE,
     DEVOPS_SCOPE,
     ISSUE_EXAMPLE_CONFIG,
     Instance,
@@ -239,3 +242,144 @@ def test_app_from_config_gets_a_token_accepted_by_its_organization(entryway: Ins
     assert response.json()["authenticatedUser"]["descriptor"].startswith(
         f"Microsoft.VisualStudio.Services.Claims.AadServicePrincipal;{CONTOSO_TENANT}\\"
     )
+
+
+SIGN_IN_CONFIG = """\
+tenants:
+  - domains: [signin.test]
+    mfa_required_by_default: true
+    refresh_token_inactivity: 604800
+    sign_in_frequency: 86400
+    users:
+      - upn: mia@signin.test
+        password: "Correct-Horse-42"
+        mfa_required: false
+      - upn: noah@signin.test
+        password: "Correct-Horse-42"
+    apps:
+      - name: desktop-tool
+        client_id: 6e1f2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b
+        public_client: true
+        redirect_uris: ["http://localhost", "msal6e1f2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b://auth"]
+        admin_consent:
+          - resource: 499b84ac-1321-427f-aa17-267ca6975798
+            scopes: [user_impersonation]
+      - name: web-portal
+        redirect_uris: ["https://portal.signin.test/signin-oidc"]
+        admin_consent:
+          - resource: Azure DevOps
+            scopes: [user_impersonation]
+"""
+
+
+def test_sign_in_settings_apply_then_second_apply_changes_nothing(runtime: Runtime) -> None:
+    data = yaml.safe_load(SIGN_IN_CONFIG)
+    first = apply_config(runtime, data)
+    assert "admin consent for desktop-tool to Azure DevOps" in first.created
+    counts = row_counts(runtime)
+    assert apply_config(runtime, data).created == []
+    assert row_counts(runtime) == counts
+
+    with runtime.db.read() as session:
+        directory = DirectoryService(session, runtime.clock, runtime.digester)
+        tenant = directory.find_tenant("signin.test")
+        assert tenant.mfa_required_default is True
+        assert tenant.refresh_token_inactivity_seconds == 604800
+        assert tenant.sign_in_frequency_seconds == 86400
+        assert directory.get_user("mia@signin.test").mfa_required is False
+        assert directory.get_user("noah@signin.test").mfa_required is None
+        tool = directory.find_application(tenant, "desktop-tool")
+        assert tool.public_client is True
+        assert tool.redirect_uris == ["http://localhost", "msal6e1f2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b://auth"]
+        assert directory.list_admin_consents(tenant, tool) == [(DEVOPS_RESOURCE, ["user_impersonation"])]
+        portal = directory.find_application(tenant, "web-portal")
+        assert (portal.public_client, portal.redirect_uris) == (
+            False,
+            ["https://portal.signin.test/signin-oidc"],
+        )
+
+
+def test_changed_sign_in_settings_are_applied_on_the_next_start(runtime: Runtime) -> None:
+    apply_config(runtime, yaml.safe_load(SIGN_IN_CONFIG))
+    changed = yaml.safe_load(SIGN_IN_CONFIG)
+    tenant_cfg = changed["tenants"][0]
+    tenant_cfg.update(mfa_required_by_default=False, refresh_token_inactivity=3600, sign_in_frequency=0)
+    tenant_cfg["users"][0]["mfa_required"] = True
+    tool_cfg = tenant_cfg["apps"][0]
+    tool_cfg.update(public_client=False, redirect_uris=["https://tool.signin.test/cb"])
+    report = apply_config(runtime, changed)
+    assert len(report.created) == 6, report.created
+    with runtime.db.read() as session:
+        directory = DirectoryService(session, runtime.clock, runtime.digester)
+        tenant = directory.find_tenant("signin.test")
+        assert (tenant.mfa_required_default, tenant.refresh_token_inactivity_seconds) == (False, 3600)
+        assert tenant.sign_in_frequency_seconds is None
+        assert directory.get_user("mia@signin.test").mfa_required is True
+        tool = directory.find_application(tenant, "desktop-tool")
+        assert tool.public_client is False
+        # Redirect URIs are added, never removed because they left the file.
+        assert tool.redirect_uris[-1] == "https://tool.signin.test/cb"
+        assert "http://localhost" in tool.redirect_uris
+    assert apply_config(runtime, changed).created == []
+
+
+def _signin_tenant(**extra: Any) -> dict[str, Any]:
+    return {"tenants": [{"domains": ["s.test"], **extra}]}
+
+
+def _signin_app(**extra: Any) -> dict[str, Any]:
+    return _signin_tenant(apps=[{"name": "x", **extra}])
+
+
+BAD_SIGN_IN_CONFIGS: list[tuple[str, Any, str]] = [
+    ("mfa default not a boolean", _signin_tenant(mfa_required_by_default="yes"), "expected true or false"),
+    ("inactivity too short", _signin_tenant(refresh_token_inactivity=60), "refresh token inactivity must be"),
+    ("inactivity as text", _signin_tenant(refresh_token_inactivity="90d"), "expected a whole number"),
+    ("frequency too long", _signin_tenant(sign_in_frequency=400 * 86400), "sign-in frequency must be"),
+    (
+        "user mfa not a boolean",
+        _signin_tenant(users=[{"upn": "a@s.test", "password": "long-enough-1", "mfa_required": 1}]),
+        "expected true or false",
+    ),
+    ("public_client not a boolean", _signin_app(public_client="true"), "expected true or false"),
+    ("http redirect URI", _signin_app(redirect_uris=["http://app.s.test/cb"]), "http is allowed only"),
+    ("redirect URI with a fragment", _signin_app(redirect_uris=["https://a.s.test/#x"]), "fragment"),
+    (
+        "redirect URIs not a list",
+        _signin_app(redirect_uris="https://a.s.test/"),
+        "expected a list of strings",
+    ),
+    (
+        "consent without scopes",
+        _signin_app(admin_consent=[{"resource": "Azure DevOps"}]),
+        "at least one scope",
+    ),
+    (
+        "consent to an undefined scope",
+        _signin_app(admin_consent=[{"resource": "Azure DevOps", "scopes": ["vso.code"]}]),
+        "defines no delegated permission",
+    ),
+    (
+        "consent to an unknown resource",
+        _signin_app(admin_consent=[{"resource": "nowhere", "scopes": ["x"]}]),
+        "application 'nowhere' not found",
+    ),
+    (
+        "consent with an unknown key",
+        _signin_app(admin_consent=[{"resource": "Azure DevOps", "scope": ["user_impersonation"]}]),
+        "unknown key(s) scope",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "message"), BAD_SIGN_IN_CONFIGS, ids=[c[0] for c in BAD_SIGN_IN_CONFIGS]
+)
+def test_bad_sign_in_config_is_refused_with_its_path_and_writes_nothing(
+    runtime: Runtime, case: str, data: Any, message: str
+) -> None:
+    before = row_counts(runtime)
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
+        apply_config(runtime, data)
+    assert str(raised.value).startswith("config.tenants[0]"), raised.value
+    assert row_counts(runtime) == before, case

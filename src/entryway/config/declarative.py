@@ -72,6 +72,17 @@ class _Reader:
             raise ConfigError(f"{self.path}.{key}: expected a whole number")
         return value
 
+    def boolean(self, key: str) -> bool | None:
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.path}.{key}: expected true or false")
+        return value
+
+    def given(self, key: str) -> bool:
+        return self._data.get(key) is not None
+
     def strings(self, key: str) -> list[str]:
         value = self._data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -138,7 +149,19 @@ def _at(cfg: _Reader) -> Iterator[None]:
 
 
 def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport) -> None:
-    cfg.check_keys({"id", "domains", "display_name", "access_token_lifetime", "users", "apps"})
+    cfg.check_keys(
+        {
+            "id",
+            "domains",
+            "display_name",
+            "access_token_lifetime",
+            "mfa_required_by_default",
+            "refresh_token_inactivity",
+            "sign_in_frequency",
+            "users",
+            "apps",
+        }
+    )
     tenant_id = cfg.text("id")
     domains = cfg.strings("domains")
     if tenant_id is not None and parse_guid(tenant_id) is None:
@@ -155,6 +178,7 @@ def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport
             access_token_lifetime_seconds=lifetime or 3600,
         )
         report.note(f"tenant {tenant.id}")
+        _apply_tenant_settings(directory, tenant, cfg, None)
     else:
         known = set(directory.domains_of(tenant))
         for domain in domains:
@@ -164,6 +188,7 @@ def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport
         if lifetime is not None and lifetime != tenant.access_token_lifetime_seconds:
             directory.set_token_lifetime(tenant, lifetime)
             report.note(f"token lifetime {lifetime}s for {tenant.id}")
+        _apply_tenant_settings(directory, tenant, cfg, report)
 
     _apply_users(directory, tenant, cfg, report)
     apps: list[tuple[ApplicationRow, _Reader]] = []
@@ -172,34 +197,95 @@ def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport
             apps.append((_apply_app(directory, tenant, app_cfg, report), app_cfg))
     # Grants come after every app exists, so an app may be granted roles of an app declared after it.
     for app, app_cfg in apps:
-        for grant_cfg in app_cfg.items("grants"):
-            grant_cfg.check_keys({"resource", "roles"})
-            resource_ref = grant_cfg.text("resource", required=True)
-            assert resource_ref is not None
-            with _at(grant_cfg):
-                resource = directory.find_application(tenant, resource_ref)
-                for role in grant_cfg.strings("roles"):
-                    directory.grant_app_role(tenant, app, resource, role)
+        _apply_app_permissions(directory, tenant, app, app_cfg, report)
+
+
+def _apply_app_permissions(
+    directory: DirectoryService, tenant: TenantRow, app: ApplicationRow, app_cfg: _Reader, report: ApplyReport
+) -> None:
+    for grant_cfg in app_cfg.items("grants"):
+        grant_cfg.check_keys({"resource", "roles"})
+        resource_ref = grant_cfg.text("resource", required=True)
+        assert resource_ref is not None
+        with _at(grant_cfg):
+            resource = directory.find_application(tenant, resource_ref)
+            for role in grant_cfg.strings("roles"):
+                directory.grant_app_role(tenant, app, resource, role)
+    for consent_cfg in app_cfg.items("admin_consent"):
+        consent_cfg.check_keys({"resource", "scopes"})
+        resource_ref = consent_cfg.text("resource", required=True)
+        assert resource_ref is not None
+        scopes = consent_cfg.strings("scopes")
+        if not scopes:
+            raise ConfigError(f"{consent_cfg.path}.scopes: give at least one scope")
+        with _at(consent_cfg):
+            resource = directory.find_enterprise_app(tenant, resource_ref)
+            if directory.grant_admin_consent(tenant, app, resource, scopes):
+                report.note(f"admin consent for {app.display_name} to {resource.display_name}")
+
+
+def _apply_tenant_settings(
+    directory: DirectoryService, tenant: TenantRow, cfg: _Reader, report: ApplyReport | None
+) -> None:
+    """Set the sign-in settings the file gives and the tenant does not have yet (report None: a new tenant).
+    `sign_in_frequency: 0` turns the sign-in frequency off."""
+    mfa_default = cfg.boolean("mfa_required_by_default")
+    inactivity = cfg.number("refresh_token_inactivity")
+    frequency = cfg.number("sign_in_frequency")
+    if mfa_default is not None and mfa_default != tenant.mfa_required_default:
+        directory.set_mfa_required_default(tenant, mfa_default)
+        if report:
+            report.note(f"MFA required by default {'on' if mfa_default else 'off'} for {tenant.id}")
+    if inactivity is not None and inactivity != tenant.refresh_token_inactivity_seconds:
+        directory.set_refresh_token_inactivity(tenant, inactivity)
+        if report:
+            report.note(f"refresh token inactivity {inactivity}s for {tenant.id}")
+    wanted = None if frequency == 0 else frequency
+    if frequency is not None and wanted != tenant.sign_in_frequency_seconds:
+        directory.set_sign_in_frequency(tenant, wanted)
+        if report:
+            report.note(f"sign-in frequency {frequency}s for {tenant.id}")
 
 
 def _apply_users(directory: DirectoryService, tenant: TenantRow, cfg: _Reader, report: ApplyReport) -> None:
     for user_cfg in cfg.items("users"):
-        user_cfg.check_keys({"upn", "password", "display_name"})
+        user_cfg.check_keys({"upn", "password", "display_name", "mfa_required"})
         upn = user_cfg.text("upn", required=True)
         assert upn is not None
-        if directory.find_user(upn) is None:
+        mfa = user_cfg.boolean("mfa_required")
+        user = directory.find_user(upn)
+        if user is None:
             with _at(user_cfg):
-                directory.create_user(tenant, upn, user_cfg.text("password"), user_cfg.text("display_name"))
+                directory.create_user(
+                    tenant, upn, user_cfg.text("password"), user_cfg.text("display_name"), mfa_required=mfa
+                )
             report.note(f"user {upn}")
+        elif mfa is not None and mfa != user.mfa_required:
+            directory.set_user_mfa(user, mfa)
+            report.note(f"MFA {'required' if mfa else 'not required'} for {upn}")
 
 
 def _apply_app(
     directory: DirectoryService, tenant: TenantRow, cfg: _Reader, report: ApplyReport
 ) -> ApplicationRow:
-    cfg.check_keys({"name", "client_id", "secrets", "identifier_uris", "app_roles", "grants"})
+    cfg.check_keys(
+        {
+            "name",
+            "client_id",
+            "secrets",
+            "identifier_uris",
+            "app_roles",
+            "grants",
+            "public_client",
+            "redirect_uris",
+            "admin_consent",
+        }
+    )
     name = cfg.text("name", required=True)
     assert name is not None
     client_id = cfg.text("client_id")
+    public_client = cfg.boolean("public_client")
+    redirect_uris = cfg.strings("redirect_uris")
     try:
         app = directory.find_application(tenant, client_id or name)
     except DirectoryError:
@@ -209,8 +295,16 @@ def _apply_app(
             app_id=client_id,
             identifier_uris=cfg.strings("identifier_uris"),
             app_roles=cfg.strings("app_roles"),
+            public_client=bool(public_client),
+            redirect_uris=redirect_uris,
         )
         report.note(f"app {name} ({app.app_id})")
+    else:
+        if public_client is not None and public_client != app.public_client:
+            directory.set_public_client(app, public_client)
+            report.note(f"public client flows {'allowed' if public_client else 'refused'} for {name}")
+        if directory.add_redirect_uris(app, redirect_uris):
+            report.note(f"redirect URIs for {name}")
     for secret_cfg in cfg.items("secrets"):
         secret_cfg.check_keys({"value", "expires", "display_name"})
         value = secret_cfg.text("value", required=True)

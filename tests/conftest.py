@@ -1,18 +1,28 @@
 """One Entryway for the whole session: real servers on ephemeral ports over TLS, one controllable clock.
 
-Tests that need a server of their own (restarts, the CLI) start one with `start_entryway`.
+Tests that need a server of their own (restarts, the CLI) start one with `start_entryway`. Sign-in tests
+walk the pages either over plain HTTP the way a person would (`walk_sign_in`, `complete_device_login`) or in
+headless Debian Chromium driven by Playwright (`browser`, `page`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
 
+import pyotp
 import pytest
+import requests
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from entryway.config.declarative import apply_config
 from entryway.config.seed import DemoSeed, ensure_installation, seed_demo
@@ -20,6 +30,9 @@ from entryway.config.settings import Settings
 from entryway.kit.clock import ManualClock
 from entryway.runtime import Runtime
 from entryway.server import EntrywayServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
 DEVOPS_SCOPE = f"{DEVOPS_RESOURCE}/.default"
@@ -72,6 +85,43 @@ organizations:
         access: basic
 """
 
+# Users and apps of the sign-in tests (issue 3), each with one job so that no test's lockout or TOTP
+# enrollment leaks into another's.
+SIGNIN_CONFIG = """\
+tenants:
+  - id: 7d3a1f52-5b8e-4c1e-9f4a-2b6c8d0e1f23
+    domains: [contoso.test]
+    users:
+      - upn: ada@contoso.test
+        password: "Ada-Signs-In-0042"
+        display_name: Ada Basic
+      - upn: bruno@contoso.test
+        password: "Bruno-Uses-Totp-0042"
+        display_name: Bruno Mfa
+      - upn: chen@contoso.test
+        password: "Chen-No-Org-0042"
+        display_name: Chen Outsider
+      - upn: dana@contoso.test
+        password: "Dana-Gets-Locked-0042"
+        display_name: Dana Lockout
+      - upn: erin@contoso.test
+        password: "Erin-Enrolls-0042"
+        display_name: Erin Browser
+    apps:
+      - name: signin-tool
+        client_id: 2c4d6e8f-1a3b-4c5d-8e7f-9a0b1c2d3e4f
+organizations:
+  - name: fabrikam
+    tenant: contoso.test
+    members:
+      - user: ada@contoso.test
+        access: basic
+      - user: bruno@contoso.test
+        access: basic
+      - user: erin@contoso.test
+        access: basic
+"""
+
 CONTOSO_TENANT = "7d3a1f52-5b8e-4c1e-9f4a-2b6c8d0e1f23"
 BUILD_BOT_ID = "3f9c2a71-0d4b-4e8a-b1c6-5e7f8a9b0c1d"
 BUILD_BOT_SECRET = "bot-secret-0123456789abcdefghijklmnopqrstuv"
@@ -80,6 +130,29 @@ OUTSIDER_SECRET = "outsider-secret-0123456789abcdefghijklmn"
 NORTHWIND_TENANT = "0b5e3c1d-2a4f-4e6b-8c7d-9e0f1a2b3c4d"
 NORTHWIND_BOT_ID = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
 NORTHWIND_BOT_SECRET = "northwind-secret-0123456789abcdefghijklmn"
+
+AZURE_CLI_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+SIGNIN_TOOL_ID = "2c4d6e8f-1a3b-4c5d-8e7f-9a0b1c2d3e4f"  # a public client that is not pre-consented
+
+
+@dataclass(frozen=True)
+class TestUser:
+    upn: str
+    password: str
+    display_name: str
+    mfa: bool
+
+
+# No MFA, Basic member of fabrikam.
+ADA = TestUser("ada@contoso.test", "Ada-Signs-In-0042", "Ada Basic", mfa=False)
+# MFA required, Basic member of fabrikam; enrolled by whichever test signs him in first.
+BRUNO = TestUser("bruno@contoso.test", "Bruno-Uses-Totp-0042", "Bruno Mfa", mfa=True)
+# No MFA, member of no organization.
+CHEN = TestUser("chen@contoso.test", "Chen-No-Org-0042", "Chen Outsider", mfa=False)
+# Only the lockout test signs her in (with wrong passwords).
+DANA = TestUser("dana@contoso.test", "Dana-Gets-Locked-0042", "Dana Lockout", mfa=False)
+# MFA required, member; only the browser test signs her in, so that it sees (and photographs) enrollment.
+ERIN = TestUser("erin@contoso.test", "Erin-Enrolls-0042", "Erin Browser", mfa=True)
 
 
 @dataclass
@@ -129,7 +202,9 @@ def clock() -> ManualClock:
 @pytest.fixture(scope="session")
 def entryway(tmp_path_factory: pytest.TempPathFactory, clock: ManualClock) -> Iterator[Instance]:
     instance = start_entryway(
-        tmp_path_factory.mktemp("entryway"), clock, configs=(ISSUE_EXAMPLE_CONFIG, EXTRA_CONFIG)
+        tmp_path_factory.mktemp("entryway"),
+        clock,
+        configs=(ISSUE_EXAMPLE_CONFIG, EXTRA_CONFIG, SIGNIN_CONFIG),
     )
     previous = {
         name: os.environ.get(name) for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
@@ -154,3 +229,294 @@ def form_post(instance: Instance, path: str, data: dict[str, Any] | str, **kwarg
     return requests.post(
         f"{instance.identity}{path}", data=data, verify=instance.ca_bundle, timeout=30, **kwargs
     )
+
+
+# --- Sign-in pages over plain HTTP -------------------------------------------------------------------------
+
+PRIMARY_BUTTON = "idSIButton9"
+
+
+@dataclass
+class HtmlForm:
+    action: str
+    method: str
+    inputs: list[dict[str, str]] = field(default_factory=list)
+    buttons: list[dict[str, str]] = field(default_factory=list)
+
+    def input(self, *, id: str | None = None, name: str | None = None) -> dict[str, str] | None:
+        for attrs in self.inputs:
+            if (id is not None and attrs.get("id") == id) or (name is not None and attrs.get("name") == name):
+                return attrs
+        return None
+
+    def button(self, *, id: str | None = None, upn: str | None = None) -> dict[str, str] | None:
+        for attrs in self.buttons:
+            if (id is not None and attrs.get("id") == id) or (
+                upn is not None and attrs.get("data-upn") == upn
+            ):
+                return attrs
+        return None
+
+    def hidden(self) -> dict[str, str]:
+        return {
+            a["name"]: a.get("value", "") for a in self.inputs if a.get("type") == "hidden" and "name" in a
+        }
+
+
+class PageParser(HTMLParser):
+    """The forms of a page (inputs, submit buttons) and the text of every element that has an id."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[HtmlForm] = []
+        self.text_by_id: dict[str, str] = {}
+        self._form: HtmlForm | None = None
+        self._open: list[tuple[str, str | None]] = []  # (tag, id) of the elements whose text we collect
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._form = HtmlForm(a.get("action", ""), a.get("method", "get").lower())
+            self.forms.append(self._form)
+        elif tag == "input" and self._form is not None:
+            a.setdefault("type", "text")
+            if a["type"] == "submit":
+                self._form.buttons.append(a)
+            else:
+                self._form.inputs.append(a)
+        elif tag == "button" and self._form is not None and a.get("type", "submit") == "submit":
+            self._form.buttons.append(a)
+        if tag not in {"input", "br", "img", "meta", "link", "hr"}:
+            self._open.append((tag, a.get("id")))
+            if a.get("id"):
+                self.text_by_id.setdefault(a["id"], "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
+        for i in range(len(self._open) - 1, -1, -1):
+            if self._open[i][0] == tag:
+                del self._open[i:]
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, element_id in self._open:
+            if element_id:
+                self.text_by_id[element_id] += data
+
+
+def parse_page(html: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+# TOTP secrets seen on enrollment pages, by UPN, and the last time step each user's code was sent for: the
+# server never accepts a step twice, and the shared clock is only a few seconds on between two sign-ins.
+TOTP_SECRETS: dict[str, str] = {}
+_LAST_TOTP_STEP: dict[str, int] = {}
+
+
+def totp_code(upn: str, clock: ManualClock, secret: str | None = None) -> str:
+    """The code a person's authenticator app shows now, never one of an already used time step (the server
+    accepts the next step too, valid_window=1; beyond that the shared clock moves on by a step)."""
+    secret = secret or TOTP_SECRETS[upn]
+    totp = pyotp.TOTP(secret)
+    step = int(clock.timestamp()) // totp.interval
+    wanted = max(step, _LAST_TOTP_STEP.get(upn, -1) + 1)
+    if wanted > step + 1:
+        clock.advance(totp.interval)
+        step = int(clock.timestamp()) // totp.interval
+        wanted = max(step, _LAST_TOTP_STEP.get(upn, -1) + 1)
+    _LAST_TOTP_STEP[upn] = wanted
+    return totp.at(wanted * totp.interval)
+
+
+@dataclass
+class SignInResult:
+    """Where a walk through the pages ended: the last page, and the form it posts to the app, if any."""
+
+    url: str
+    html: str
+    posted_back: dict[str, str] | None
+    action: str | None
+
+    @property
+    def page(self) -> PageParser:
+        return parse_page(self.html)
+
+
+def walk_sign_in(
+    http: requests.Session,
+    response: requests.Response,
+    *,
+    user: TestUser | None = None,
+    password: str | None = None,
+    user_code: str | None = None,
+    clock: ManualClock,
+    max_steps: int = 12,
+) -> SignInResult:
+    """Fill in and submit the sign-in pages the way a person would, starting from `response`, until a page
+    posts back to the app (form_post), or has no primary button (done, or an error page).
+
+    Each step posts the form that holds the pressed button to its `action`, with every hidden input, the
+    fields a person types (device code, username, password, one-time code) and the button's name/value.
+    On an account picker it presses `user`'s tile.
+    """
+    origin = urlsplit(response.url)[:2]
+    for _ in range(max_steps):
+        assert response.status_code < 500, response.text
+        page = parse_page(response.text)
+        for form in page.forms:
+            target = urljoin(response.url, form.action)
+            if form.method == "post" and urlsplit(target)[:2] != origin:
+                return SignInResult(response.url, response.text, form.hidden(), target)
+        chosen = _press(page, user)
+        if chosen is None:
+            return SignInResult(response.url, response.text, None, None)
+        form, button = chosen
+        if "totpSecret" in page.text_by_id and user is not None:
+            TOTP_SECRETS[user.upn] = "".join(page.text_by_id["totpSecret"].split())
+        data = _fill(form, user=user, password=password, user_code=user_code, clock=clock)
+        if button.get("name"):
+            data[button["name"]] = button.get("value", "")
+        target = urljoin(response.url, form.action or response.url)
+        if form.method == "post":
+            response = http.post(target, data=data, timeout=30)
+        else:
+            response = http.get(target, params=data, timeout=30)
+    raise AssertionError(f"the sign-in pages did not finish in {max_steps} steps; last page {response.url}")
+
+
+def _press(page: PageParser, user: TestUser | None) -> tuple[HtmlForm, dict[str, str]] | None:
+    """The button a person presses: their own tile on an account picker, else the primary button."""
+    if user is not None:
+        for form in page.forms:
+            tile = form.button(upn=user.upn)
+            if tile is not None:
+                return form, tile
+    for form in page.forms:
+        button = form.button(id=PRIMARY_BUTTON)
+        if button is not None:
+            return form, button
+    return None
+
+
+def _fill(
+    form: HtmlForm,
+    *,
+    user: TestUser | None,
+    password: str | None,
+    user_code: str | None,
+    clock: ManualClock,
+) -> dict[str, str]:
+    data = form.hidden()
+    for attrs in form.inputs:
+        name = attrs.get("name")
+        if not name or attrs["type"] == "hidden":
+            continue
+        typed: str | None = None
+        if attrs.get("id") == "otc":
+            typed = user_code
+        elif user is not None and name == "loginfmt":
+            typed = user.upn
+        elif user is not None and name == "passwd":
+            typed = password if password is not None else user.password
+        elif user is not None and attrs.get("id") == "idTxtBx_SAOTCC_OTC":
+            typed = totp_code(user.upn, clock)
+        elif attrs["type"] in {"checkbox", "radio"}:
+            typed = attrs.get("value", "on") if "checked" in attrs else None
+        else:
+            typed = attrs.get("value", "")
+        if typed is not None:
+            data[name] = typed
+    return data
+
+
+def identity_session(instance: Instance) -> requests.Session:
+    """A person's browser, as far as the pages can tell: cookies, and our CA trusted."""
+    http = requests.Session()
+    http.verify = instance.ca_bundle
+    return http
+
+
+def complete_device_login(
+    instance: Instance,
+    user_code: str,
+    user: TestUser,
+    *,
+    password: str | None = None,
+    clock: ManualClock | None = None,
+    verification_uri: str | None = None,
+) -> SignInResult:
+    """Open the device page, enter the code, sign in as `user` (TOTP if asked), and confirm the app."""
+    http = identity_session(instance)
+    response = http.get(verification_uri or f"{instance.identity}/devicelogin", timeout=30)
+    assert response.status_code == 200, response.text
+    return walk_sign_in(
+        http, response, user=user, password=password, user_code=user_code, clock=clock or instance.clock
+    )
+
+
+# --- Headless Chromium ---------------------------------------------------------------------------------------
+
+# How this machine runs Chromium: no sandbox as root, no GPU, and no background traffic to Google's hosts
+# (the network is closed; those connections fail at every start and slow it down).
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def server_spki_sha256(instance: Instance) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)) of the server certificate, the form Chromium's
+    --ignore-certificate-errors-spki-list takes: Chromium trusts that one key, not every certificate."""
+    cert = x509.load_pem_x509_certificate((instance.settings.tls_dir / "server.pem").read_bytes())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.fixture(scope="session")
+def browser(entryway: Instance) -> Iterator[Browser]:
+    """Debian's Chromium (scripts/test.sh installs it), never a browser Playwright downloads."""
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("ENTRYWAY_CHROMIUM", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"no Chromium at {executable}: run scripts/test.sh, or apt-get install chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={server_spki_sha256(entryway)}"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser profile per test: no cookies, no session."""
+    context = browser.new_context(ignore_https_errors=False, viewport={"width": 1100, "height": 800})
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    """docs/screenshots/{name}.png, only when ENTRYWAY_SCREENSHOTS=1: every run would otherwise rewrite the
+    committed pictures with new codes and times (noise in git status for nothing)."""
+    image = page.screenshot(full_page=True)
+    if os.environ.get("ENTRYWAY_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / f"{name}.png").write_bytes(image)

@@ -15,6 +15,7 @@ from entryway.kit.secrets import MasterKey, SecretDigester
 from entryway.store.db import Database
 
 DIGEST_PURPOSE = "entryway/secret-digest/v1"
+TOTP_PURPOSE = "entryway/totp/v1"
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Runtime:
                 keyring=self.keyring,
                 digester=self.digester,
                 clock=self.clock,
+                totp_key=self.master_key.derive(TOTP_PURPOSE),
             )
         )
 

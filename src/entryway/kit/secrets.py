@@ -63,6 +63,10 @@ class SecretKind:
 
 # 40 base62 characters carry ~238 bits.
 CLIENT_SECRET = SecretKind(prefix="ewcs_", entropy_chars=40)
+# What user sign-in mints: each shown once to the client, kept as a digest.
+AUTHORIZATION_CODE = SecretKind(prefix="ewac_", entropy_chars=40)
+DEVICE_CODE = SecretKind(prefix="ewdc_", entropy_chars=40)
+REFRESH_TOKEN = SecretKind(prefix="ewrt_", entropy_chars=40)
 
 
 def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:

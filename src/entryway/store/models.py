@@ -262,7 +262,9 @@ class DeviceCodeRow(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_code_digest: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant_ref: Mapped[str] = mapped_column(String(253))  # as the client named it: GUID, domain, organizations
+    tenant_ref: Mapped[str] = mapped_column(
+        String(253)
+    )  # as the client named it: GUID, domain, organizations
     client_id: Mapped[str] = mapped_column(String(36))
     scope: Mapped[str] = mapped_column(String(2048))  # remembered: polls carry no scope
     claims: Mapped[str | None] = mapped_column(String(4096))

@@ -7,9 +7,9 @@ times what SQLite takes to answer it.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Row, bindparam, select
 
-from entryway.identity.protocol.model import Client, ClientSecret, Resource, Tenant
+from entryway.identity.protocol.model import Client, ClientSecret, Resource, Tenant, User
 from entryway.kit.clock import as_utc
 from entryway.kit.ids import parse_guid
 from entryway.store.models import (
@@ -20,9 +20,17 @@ from entryway.store.models import (
     ServicePrincipalRow,
     TenantDomainRow,
     TenantRow,
+    UserRow,
 )
 
-_TENANT = select(TenantRow.id, TenantRow.display_name, TenantRow.access_token_lifetime_seconds)
+_TENANT = select(
+    TenantRow.id,
+    TenantRow.display_name,
+    TenantRow.access_token_lifetime_seconds,
+    TenantRow.refresh_token_inactivity_seconds,
+    TenantRow.sign_in_frequency_seconds,
+    TenantRow.mfa_required_default,
+)
 _TENANT_BY_ID = _TENANT.where(TenantRow.id == bindparam("tenant_id"))
 _TENANT_BY_DOMAIN = _TENANT.join(TenantDomainRow).where(TenantDomainRow.name == bindparam("domain"))
 
@@ -32,6 +40,7 @@ _CLIENT = (
         ApplicationRow.display_name,
         ServicePrincipalRow.object_id,
         ServicePrincipalRow.account_enabled,
+        ApplicationRow.public_client,
         ClientSecretRow.key_id,
         ClientSecretRow.digest,
         ClientSecretRow.expires_at,
@@ -75,6 +84,23 @@ _APP_ROLES_GRANTED = (
 )
 
 
+_APPLICATION_EXISTS = select(ApplicationRow.app_id).where(ApplicationRow.app_id == bindparam("app_id"))
+
+_USER = select(
+    UserRow.object_id,
+    UserRow.tenant_id,
+    UserRow.user_principal_name,
+    UserRow.display_name,
+    UserRow.account_enabled,
+    UserRow.mfa_required,
+    TenantRow.mfa_required_default,
+).join(TenantRow, TenantRow.id == UserRow.tenant_id)
+_USER_BY_ID = _USER.where(
+    UserRow.object_id == bindparam("object_id"), UserRow.tenant_id == bindparam("tenant_id")
+)
+_USER_BY_UPN = _USER.where(UserRow.user_principal_name == bindparam("upn"))
+
+
 class SqlDirectory:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -85,15 +111,15 @@ class SqlDirectory:
             row = self._connection.execute(_TENANT_BY_ID, {"tenant_id": guid}).first()
         else:
             row = self._connection.execute(_TENANT_BY_DOMAIN, {"domain": ref.lower()}).first()
-        return None if row is None else Tenant(row[0], row[1], row[2])
+        return None if row is None else Tenant(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
 
     def find_client(self, tenant_id: str, client_id: str) -> Client | None:
         rows = self._connection.execute(_CLIENT, {"client_id": client_id, "tenant_id": tenant_id}).all()
         if not rows:
             return None
         first = rows[0]
-        secrets = tuple(ClientSecret(r[4], r[5], as_utc(r[6])) for r in rows if r[4] is not None)
-        return Client(first[0], first[1], first[2], bool(first[3]), secrets)
+        secrets = tuple(ClientSecret(r[5], r[6], as_utc(r[7])) for r in rows if r[5] is not None)
+        return Client(first[0], first[1], first[2], bool(first[3]), secrets, public_client=bool(first[4]))
 
     def find_resource(self, tenant_id: str, identifier: str) -> Resource | None:
         guid = parse_guid(identifier)
@@ -115,3 +141,20 @@ class SqlDirectory:
     ) -> tuple[str, ...]:
         params = {"tenant_id": tenant_id, "principal_id": client_sp_id, "resource_app_id": resource_app_id}
         return tuple(self._connection.scalars(_APP_ROLES_GRANTED, params))
+
+    def application_exists(self, app_id: str) -> bool:
+        """For tenant-independent requests, which name no directory to look the client up in."""
+        return self._connection.execute(_APPLICATION_EXISTS, {"app_id": app_id}).first() is not None
+
+    def find_user(self, tenant_id: str, object_id: str) -> User | None:
+        row = self._connection.execute(_USER_BY_ID, {"object_id": object_id, "tenant_id": tenant_id}).first()
+        return None if row is None else _user(row)
+
+    def find_user_by_upn(self, upn: str) -> User | None:
+        row = self._connection.execute(_USER_BY_UPN, {"upn": upn.strip().lower()}).first()
+        return None if row is None else _user(row)
+
+
+def _user(row: Row[str, str, str, str, bool, bool | None, bool]) -> User:
+    mfa_required = bool(row[6]) if row[5] is None else bool(row[5])
+    return User(row[0], row[1], row[2], row[3], bool(row[4]), mfa_required)

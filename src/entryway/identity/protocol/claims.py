@@ -6,6 +6,8 @@ tokens even from the v2 endpoint, because its resource application accepts v1.
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,3 +76,101 @@ def app_only_access_token(
         ver="1.0" if version == 1 else "2.0",
     )
     return claims
+
+
+@dataclass(frozen=True)
+class UserSubject:
+    """The token is about a signed-in user, on behalf of whom the client acts (delegated)."""
+
+    object_id: str
+    user_principal_name: str
+    display_name: str
+    pairwise_sub: str  # `sub`: unique to the user and the client application
+    scopes: tuple[str, ...]
+    amr: tuple[str, ...]
+    auth_time: int
+    client_address: str = ""
+
+
+def delegated_access_token(
+    *,
+    origin: str,
+    tenant_id: str,
+    audience: str,
+    version: int,
+    client_app_id: str,
+    client_auth_method: str,
+    subject: UserSubject,
+    now: int,
+    lifetime: int,
+) -> dict[str, Any]:
+    """https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference (delegated)."""
+    issued_at = now - ISSUED_AT_BACKDATE_SECONDS
+    claims: dict[str, Any] = {
+        "aud": audience,
+        "iss": v1_issuer(origin, tenant_id) if version == 1 else v2_issuer(origin, tenant_id),
+        "iat": issued_at,
+        "nbf": issued_at,
+        "exp": now + lifetime,
+    }
+    if version == 1:
+        claims.update(acr="1", aio=new_opaque_id(24), amr=list(subject.amr), appid=client_app_id)
+        claims.update(appidacr=client_auth_method)
+        if subject.client_address:
+            claims["ipaddr"] = subject.client_address
+        claims.update(name=subject.display_name, oid=subject.object_id, rh=new_opaque_id(24))
+        claims.update(scp=" ".join(subject.scopes), sub=subject.pairwise_sub, tid=tenant_id)
+        claims.update(unique_name=subject.user_principal_name, upn=subject.user_principal_name)
+        claims.update(uti=new_opaque_id(16), ver="1.0")
+    else:
+        claims.update(aio=new_opaque_id(24), azp=client_app_id, azpacr=client_auth_method)
+        claims.update(name=subject.display_name, oid=subject.object_id)
+        claims.update(preferred_username=subject.user_principal_name, rh=new_opaque_id(24))
+        claims.update(scp=" ".join(subject.scopes), sub=subject.pairwise_sub, tid=tenant_id)
+        claims.update(uti=new_opaque_id(16), ver="2.0")
+    return claims
+
+
+ID_TOKEN_LIFETIME_SECONDS = 3600
+
+
+def id_token(
+    *,
+    origin: str,
+    tenant_id: str,
+    client_app_id: str,
+    subject: UserSubject,
+    nonce: str | None,
+    now: int,
+) -> dict[str, Any]:
+    """v2 ID token (https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference). MSAL
+    checks `nonce` against the authorization request's; `auth_time` is needed with `max_age`."""
+    issued_at = now - ISSUED_AT_BACKDATE_SECONDS
+    claims: dict[str, Any] = {
+        "aud": client_app_id,
+        "iss": v2_issuer(origin, tenant_id),
+        "iat": issued_at,
+        "nbf": issued_at,
+        "exp": now + ID_TOKEN_LIFETIME_SECONDS,
+        "aio": new_opaque_id(24),
+        "auth_time": subject.auth_time,
+        "name": subject.display_name,
+    }
+    if nonce is not None:
+        claims["nonce"] = nonce
+    claims.update(
+        oid=subject.object_id,
+        preferred_username=subject.user_principal_name,
+        rh=new_opaque_id(24),
+        sub=subject.pairwise_sub,
+        tid=tenant_id,
+        uti=new_opaque_id(16),
+        ver="2.0",
+    )
+    return claims
+
+
+def client_info(object_id: str, tenant_id: str) -> str:
+    """MSAL's account key: base64url of `{"uid": oid, "utid": tid}`, unpadded."""
+    raw = json.dumps({"uid": object_id, "utid": tenant_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")

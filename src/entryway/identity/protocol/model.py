@@ -12,6 +12,9 @@ class Tenant:
     id: str
     display_name: str
     access_token_lifetime_seconds: int
+    refresh_token_inactivity_seconds: int = 90 * 86400
+    sign_in_frequency_seconds: int | None = None
+    mfa_required_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Client:
     service_principal_id: str
     service_principal_enabled: bool
     secrets: tuple[ClientSecret, ...]
+    # "Allow public client flows": the client may redeem user grants without a credential.
+    public_client: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,16 @@ class Resource:
     access_token_version: int
     delegated_scopes: tuple[str, ...]
     app_roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class User:
+    object_id: str
+    tenant_id: str
+    user_principal_name: str
+    display_name: str
+    account_enabled: bool
+    mfa_required: bool  # resolved: the user's own setting, else the tenant's default
 
 
 class DirectoryPort(Protocol):
@@ -61,3 +76,7 @@ class DirectoryPort(Protocol):
     ) -> tuple[str, ...]:
         """App roles assigned to the client's service principal on the resource."""
         ...
+
+    def find_user(self, tenant_id: str, object_id: str) -> User | None: ...
+
+    def find_user_by_upn(self, upn: str) -> User | None: ...

@@ -6,12 +6,21 @@ client, let the grant decide the resource and subject, issue, and answer in Entr
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from entryway.identity.protocol.claims import AppOnlySubject, app_only_access_token
+from entryway.identity.protocol.claims import (
+    CLIENT_AUTH_PUBLIC,
+    AppOnlySubject,
+    UserSubject,
+    app_only_access_token,
+    client_info,
+    delegated_access_token,
+    id_token,
+)
 from entryway.identity.protocol.client_auth import (
     AuthenticatedClient,
     authenticate_client,
@@ -30,8 +39,10 @@ from entryway.identity.protocol.errors import (
     Aadsts,
     OAuthError,
 )
-from entryway.identity.protocol.model import DirectoryPort, Resource, Tenant
+from entryway.identity.protocol.model import DirectoryPort, Tenant
 from entryway.identity.protocol.requests import TokenRequest
+from entryway.identity.protocol.scopes import split_scope
+from entryway.identity.protocol.sign_ins import SignIn, SignInPort
 from entryway.kit.clock import Clock, utc_from_timestamp
 from entryway.kit.ids import parse_guid
 from entryway.kit.secrets import SecretDigester
@@ -51,22 +62,35 @@ class GrantContext:
     tenant: Tenant
     client: AuthenticatedClient
     directory: DirectoryPort
+    sign_ins: SignInPort | None
+    now: float
+    pairwise_sub: Callable[[str, str], str]
 
 
 @dataclass(frozen=True)
 class GrantOutcome:
-    """What a grant decided: the resource and audience, the scope to echo, and whom the token is about."""
+    """What a grant decided: the audience and token version, the scope to echo, and whom the token is about.
+    User grants also hand back the sign-in, which refresh tokens continue."""
 
-    resource: Resource
     audience: str
+    access_token_version: int
     scope: str
-    subject: AppOnlySubject
+    subject: AppOnlySubject | UserSubject
+    sign_in: SignIn | None = None
 
 
 class Grant(Protocol):
     grant_type: ClassVar[str]
     # The error when a confidential client presents no credential (it differs per grant in Entra).
     missing_credential: ClassVar[Aadsts]
+    # User grants may be redeemed by public clients, without a credential.
+    allows_public_clients: ClassVar[bool]
+
+    def tenant_hint(
+        self, request: TokenRequest, sign_ins: SignInPort | None, directory: DirectoryPort
+    ) -> str | None:
+        """The tenant the grant's artefact belongs to, for `common` and `organizations` requests."""
+        ...
 
     def authorize(self, ctx: GrantContext) -> GrantOutcome: ...
 
@@ -81,12 +105,14 @@ def validate_tenant_ref(ref: str) -> str:
     raise OAuthError(INVALID_TENANT_NAME, tenant=ref)
 
 
-def resolve_tenant(directory: DirectoryPort, ref: str) -> Tenant:
-    """The tenant a request names. `common` and `organizations` name none: an app-only grant there has
-    no directory to look in (AADSTS50059); user grants resolve the user's home tenant instead."""
+def resolve_tenant(directory: DirectoryPort, ref: str, *, hint: str | None = None) -> Tenant:
+    """The tenant a request names. `common` and `organizations` name none: user grants resolve the user's
+    home tenant from what they redeem (`hint`); without one there is no directory to look in (AADSTS50059)."""
     normalized = validate_tenant_ref(ref)
     if normalized in TENANT_INDEPENDENT:
-        raise OAuthError(NO_TENANT_IDENTIFYING_INFORMATION)
+        if hint is None:
+            raise OAuthError(NO_TENANT_IDENTIFYING_INFORMATION)
+        normalized = hint
     tenant = directory.find_tenant(normalized)
     if tenant is None:
         raise OAuthError(TENANT_NOT_FOUND, tenant=ref)
@@ -111,7 +137,13 @@ class TokenEndpoint:
         self._digester = digester
         self._clock = clock
 
-    def handle(self, request: TokenRequest, directory: DirectoryPort) -> dict[str, Any]:
+    def is_user_grant(self, grant_type: str | None) -> bool:
+        grant = self._grants.get(grant_type or "")
+        return grant is not None and grant.allows_public_clients
+
+    def handle(
+        self, request: TokenRequest, directory: DirectoryPort, sign_ins: SignInPort | None = None
+    ) -> dict[str, Any]:
         grant_type = request.require("grant_type")
         grant = self._grants.get(grant_type)
         if grant is None:
@@ -121,7 +153,9 @@ class TokenEndpoint:
         credential = read_client_credential(request)
         if credential.client_id is None:
             raise OAuthError(MISSING_PARAMETER, name="client_id")
-        tenant = resolve_tenant(directory, request.tenant_ref)
+        validate_tenant_ref(request.tenant_ref)
+        hint = grant.tenant_hint(request, sign_ins, directory)
+        tenant = resolve_tenant(directory, request.tenant_ref, hint=hint)
         client_id = parse_guid(credential.client_id)
         if client_id is None:
             raise OAuthError(INVALID_CLIENT_ID, client_id=credential.client_id)
@@ -130,33 +164,51 @@ class TokenEndpoint:
             raise OAuthError(CLIENT_NOT_FOUND, client_id=client_id, directory=tenant.display_name)
 
         now = self._clock.timestamp()
-        authenticated = authenticate_client(
-            client,
-            credential,
-            digester=self._digester,
-            now=utc_from_timestamp(now),
-            missing=grant.missing_credential,
-        )
+        if credential.secret is None and client.public_client and grant.allows_public_clients:
+            authenticated = AuthenticatedClient(client, CLIENT_AUTH_PUBLIC)
+        else:
+            authenticated = authenticate_client(
+                client,
+                credential,
+                digester=self._digester,
+                now=utc_from_timestamp(now),
+                missing=grant.missing_credential,
+            )
         if not client.service_principal_enabled:
             raise OAuthError(SERVICE_PRINCIPAL_DISABLED, client_id=client.app_id, name=client.display_name)
 
-        outcome = grant.authorize(GrantContext(request, tenant, authenticated, directory))
+        context = GrantContext(request, tenant, authenticated, directory, sign_ins, now, self.pairwise_sub)
+        outcome = grant.authorize(context)
         lifetime = tenant.access_token_lifetime_seconds
-        claims = app_only_access_token(
-            origin=self._origin,
-            tenant_id=tenant.id,
-            audience=outcome.audience,
-            version=outcome.resource.access_token_version,
-            client_app_id=client.app_id,
-            client_auth_method=authenticated.method,
-            subject=outcome.subject,
-            now=int(now),
-            lifetime=lifetime,
-        )
+        subject = outcome.subject
+        if isinstance(subject, UserSubject):
+            claims = delegated_access_token(
+                origin=self._origin,
+                tenant_id=tenant.id,
+                audience=outcome.audience,
+                version=outcome.access_token_version,
+                client_app_id=client.app_id,
+                client_auth_method=authenticated.method,
+                subject=subject,
+                now=int(now),
+                lifetime=lifetime,
+            )
+        else:
+            claims = app_only_access_token(
+                origin=self._origin,
+                tenant_id=tenant.id,
+                audience=outcome.audience,
+                version=outcome.access_token_version,
+                client_app_id=client.app_id,
+                client_auth_method=authenticated.method,
+                subject=subject,
+                now=int(now),
+                lifetime=lifetime,
+            )
         access_token = self._signer.sign(claims)
         if request.endpoint_version == 1:
             # The v1 endpoint writes numbers as strings, except where clients need integers.
-            return {
+            body: dict[str, Any] = {
                 "token_type": "Bearer",
                 "expires_in": lifetime,
                 "ext_expires_in": lifetime,
@@ -165,10 +217,61 @@ class TokenEndpoint:
                 "resource": outcome.audience,
                 "access_token": access_token,
             }
-        return {
-            "token_type": "Bearer",
-            "expires_in": lifetime,
-            "ext_expires_in": lifetime,
-            "scope": outcome.scope,
-            "access_token": access_token,
-        }
+        else:
+            body = {
+                "token_type": "Bearer",
+                "expires_in": lifetime,
+                "ext_expires_in": lifetime,
+                "scope": outcome.scope,
+                "access_token": access_token,
+            }
+        if isinstance(subject, UserSubject) and outcome.sign_in is not None and sign_ins is not None:
+            body.update(
+                self._user_tokens(
+                    tenant=tenant,
+                    client_id=client.app_id,
+                    subject=subject,
+                    scope=outcome.scope,
+                    sign_in=outcome.sign_in,
+                    sign_ins=sign_ins,
+                    now=int(now),
+                )
+            )
+        return body
+
+    def _user_tokens(
+        self,
+        *,
+        tenant: Tenant,
+        client_id: str,
+        subject: UserSubject,
+        scope: str,
+        sign_in: SignIn,
+        sign_ins: SignInPort,
+        now: int,
+    ) -> dict[str, str]:
+        """Refresh token (with `offline_access`), ID token (with `openid`) and MSAL's `client_info`."""
+        asked = {s.lower() for s in split_scope(scope)}
+        extra: dict[str, str] = {}
+        if "offline_access" in asked:
+            extra["refresh_token"] = sign_ins.issue_refresh_token(
+                sign_in, inactivity_seconds=tenant.refresh_token_inactivity_seconds
+            )
+        if "openid" in asked:
+            extra["id_token"] = self._signer.sign(
+                id_token(
+                    origin=self._origin,
+                    tenant_id=tenant.id,
+                    client_app_id=client_id,
+                    subject=subject,
+                    nonce=sign_in.nonce,
+                    now=now,
+                )
+            )
+        extra["client_info"] = client_info(subject.object_id, tenant.id)
+        return extra
+
+    def pairwise_sub(self, user_object_id: str, client_app_id: str) -> str:
+        """Entra's `sub`: the same user has a different subject in each application."""
+        digest = bytes.fromhex(self._digester.digest(f"sub|{user_object_id}|{client_app_id}"))
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

@@ -5,9 +5,9 @@ https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant
 from __future__ import annotations
 
 from typing import ClassVar
-from urllib.parse import urlsplit
 
 from entryway.identity.protocol.claims import AppOnlySubject
+from entryway.identity.protocol.delegation import audience_as_asked
 from entryway.identity.protocol.errors import (
     CLIENT_CREDENTIAL_MISSING_CLIENT_CREDENTIALS,
     RESOURCE_NOT_FOUND,
@@ -16,14 +16,23 @@ from entryway.identity.protocol.errors import (
     Aadsts,
     OAuthError,
 )
+from entryway.identity.protocol.model import DirectoryPort
 from entryway.identity.protocol.pipeline import GrantContext, GrantOutcome
+from entryway.identity.protocol.requests import TokenRequest
 from entryway.identity.protocol.scopes import resource_of, split_scope
-from entryway.kit.ids import parse_guid
+from entryway.identity.protocol.sign_ins import SignInPort
 
 
 class ClientCredentialsGrant:
     grant_type: ClassVar[str] = "client_credentials"
     missing_credential: ClassVar[Aadsts] = CLIENT_CREDENTIAL_MISSING_CLIENT_CREDENTIALS
+    allows_public_clients: ClassVar[bool] = False
+
+    def tenant_hint(
+        self, request: TokenRequest, sign_ins: SignInPort | None, directory: DirectoryPort
+    ) -> None:
+        """An app-only token names its tenant in the URL; `common` has no directory to look in."""
+        return
 
     def authorize(self, ctx: GrantContext) -> GrantOutcome:
         request = ctx.request
@@ -37,17 +46,13 @@ class ClientCredentialsGrant:
         resource = ctx.directory.find_resource(ctx.tenant.id, identifier)
         if resource is None:
             raise OAuthError(RESOURCE_NOT_FOUND, resource=identifier, directory=ctx.tenant.display_name)
-        # v1 tokens carry the resource as it was asked for (GUID or URI); v2 tokens always the app id. A GUID
-        # names the app id itself, which Entra writes in lower case however the client wrote it; a URI keeps
-        # its path as asked, with the case-insensitive scheme and host in lower case (RFC 3986 section 6.2.2.1).
-        as_asked = resource.app_id if parse_guid(identifier) else _normalize_uri(identifier)
-        audience = as_asked if resource.access_token_version == 1 else resource.app_id
+        audience = audience_as_asked(identifier, resource)
         roles = ctx.directory.find_app_roles_granted(
             ctx.tenant.id, ctx.client.client.service_principal_id, resource.app_id
         )
         return GrantOutcome(
-            resource=resource,
             audience=audience,
+            access_token_version=resource.access_token_version,
             scope=scope,
             subject=AppOnlySubject(ctx.client.client.service_principal_id, roles),
         )
@@ -65,8 +70,3 @@ class ClientCredentialsGrant:
         if len(resources) > 1:
             raise OAuthError(SCOPE_MULTIPLE_RESOURCES, scope=scope)
         return resources.pop()
-
-
-def _normalize_uri(uri: str) -> str:
-    parts = urlsplit(uri)
-    return parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()

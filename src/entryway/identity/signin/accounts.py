@@ -1,9 +1,12 @@
 """Who a person is at sign-in: finding the account, checking its password under smart lockout, and its
-second factor (TOTP, RFC 6238). Never commits: the caller's unit of work does."""
+second factor (TOTP, RFC 6238). Never commits: the caller's unit of work does.
+
+The ROPC grant checks passwords through the same lockout:
+`Ledger(..., password_checker=Accounts(session, clock, totp_key).check_password)`.
+"""
 
 from __future__ import annotations
 
-import enum
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +18,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from entryway.identity.protocol.model import User
+from entryway.identity.protocol.sign_ins import PasswordCheck
 from entryway.kit.clock import Clock, as_utc
 from entryway.kit.passwords import hash_password, verify_password
 from entryway.kit.secrets import constant_time_equals
@@ -45,13 +50,6 @@ _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 # Verified against when the account has no password, so that a missing account costs what a wrong password does.
 _DUMMY_HASH = hash_password("entryway-no-such-password")
-
-
-class PasswordCheck(enum.Enum):
-    OK = "ok"
-    WRONG = "wrong"
-    LOCKED = "locked"
-    DISABLED = "disabled"
 
 
 @dataclass(frozen=True)
@@ -125,6 +123,13 @@ class Accounts:
             redirect_uris=tuple(app.redirect_uris or ()),
         )
 
+    def all_redirect_uris(self) -> list[str]:
+        """Every redirect URI any application registered (where sign-out may send a browser)."""
+        uris: list[str] = []
+        for registered in self._session.scalars(select(ApplicationRow.redirect_uris)):
+            uris.extend(registered or ())
+        return uris
+
     def has_service_principal(self, tenant_id: str, app_id: str) -> bool:
         query = select(ServicePrincipalRow.account_enabled).where(
             ServicePrincipalRow.tenant_id == tenant_id, ServicePrincipalRow.app_id == app_id
@@ -132,6 +137,10 @@ class Accounts:
         return bool(self._session.scalars(query).first())
 
     # --- passwords under smart lockout ------------------------------------------------------------------
+
+    def check_password(self, user: User, password: str, source: str) -> PasswordCheck:
+        """`verify_password` for the protocol's view of a user: the ROPC grant's `PasswordChecker`."""
+        return self.verify_password(self.find_user_by_id(user.object_id), password, source)
 
     def verify_password(self, user: UserRow | None, password: str, source: str) -> PasswordCheck:
         """Check a password, counting failures per (account, source) as Entra's smart lockout does.

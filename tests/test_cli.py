@@ -115,6 +115,14 @@ def test_serve_prints_what_a_user_needs_and_it_works(served: Served, data_dir: P
     assert Path(served.field("CA bundle")).is_file()
     assert f"export AZURE_CLIENT_SECRET={secret}" in served.banner
     assert "disable_instance_discovery=True" in served.banner
+    # The demo user, and how to sign in as it with the Azure CLI's client id.
+    assert served.field("user") == "alex@demo.entryway.test"
+    assert len(served.field("password")) == 19
+    assert served.field("device login") == f"{identity}/devicelogin"
+    assert '"04b07795-8ddb-461a-bbee-02f9e1bf7b46"' in served.banner
+    assert "instance_discovery=False" in served.banner
+    members = entryway_cmd("org", "member", "list", "--org", "demo", data_dir=data_dir)
+    assert "user\tbasic\talex@demo.entryway.test" in members.stdout
 
     credential = ClientSecretCredential(
         tenant_id, client_id, secret, authority=identity, disable_instance_discovery=True
@@ -179,9 +187,11 @@ def test_second_start_does_not_reseed_or_show_a_secret(data_dir: Path) -> None:
     secret = first.field("client secret")
     stop_serve(first)
     assert first.process.returncode == 0
+    password = first.field("password")
     second = start_serve(data_dir)
     try:
         assert secret not in second.banner
+        assert password not in second.banner
         assert "client secret  " not in second.banner
         assert "entryway env" in second.banner
     finally:
@@ -233,6 +243,127 @@ def test_admin_commands_build_a_world(data_dir: Path) -> None:
     after = entryway_cmd("keys", "list", data_dir=data_dir)
     assert rotated.stdout.strip() in after.stdout
     assert after.stdout.count("\tretired\t") == keys.stdout.count("\tactive\t")
+
+
+def test_sign_in_administration(data_dir: Path) -> None:
+    assert entryway_cmd("tenant", "create", "--domain", "tailspin.test", data_dir=data_dir).returncode == 0
+    settings = entryway_cmd(
+        "tenant", "set", "--tenant", "tailspin.test", "--mfa-default", "--refresh-inactivity", "86400",
+        "--sign-in-frequency", "43200", data_dir=data_dir,
+    )  # fmt: skip
+    assert settings.returncode == 0, settings.stderr
+    assert re.search(r"^mfa required by default\s+yes$", settings.stdout, re.MULTILINE)
+    assert re.search(r"^refresh token inactivity\s+86400$", settings.stdout, re.MULTILINE)
+    assert re.search(r"^sign-in frequency\s+43200$", settings.stdout, re.MULTILINE)
+    off = entryway_cmd(
+        "tenant", "set", "--tenant", "tailspin.test", "--sign-in-frequency", "0", data_dir=data_dir
+    )
+    assert re.search(r"^sign-in frequency\s+never$", off.stdout, re.MULTILINE)
+
+    user = subprocess.run(
+        [sys.executable, "-m", "entryway", "user", "create", "--data-dir", str(data_dir),
+         "--tenant", "tailspin.test", "--upn", "lee@tailspin.test", "--no-mfa"],
+        capture_output=True, text=True, timeout=SERVE_TIMEOUT, check=False,
+        env={**os.environ, "ENTRYWAY_USER_PASSWORD": "Long-enough-password-1"},
+    )  # fmt: skip
+    assert user.returncode == 0, user.stderr
+    upn = ["--upn", "lee@tailspin.test"]
+    assert entryway_cmd("user", "mfa", "show", *upn, data_dir=data_dir).stdout.split("\t")[1:3] == [
+        "off",
+        "no-mfa",
+    ]
+    for command, setting, applies in (("require", "required", "mfa"), ("default", "default", "mfa")):
+        shown = entryway_cmd("user", "mfa", command, *upn, data_dir=data_dir)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.split("\t")[1:3] == [setting, applies]
+    reset = entryway_cmd("user", "mfa", "reset", *upn, data_dir=data_dir)
+    assert reset.stdout.strip().endswith("not-enrolled")
+
+    app = entryway_cmd(
+        "app", "create", "--tenant", "tailspin.test", "--name", "desk", "--public-client",
+        "--redirect-uri", "http://localhost", "--redirect-uri", "msaldesk://auth", data_dir=data_dir,
+    )  # fmt: skip
+    assert app.returncode == 0, app.stderr
+    assert "client secret" not in app.stdout  # a public client needs none
+    consent = entryway_cmd(
+        "app", "consent", "--tenant", "tailspin.test", "--app", "desk", "--resource", "Azure DevOps",
+        "--scope", "user_impersonation", data_dir=data_dir,
+    )  # fmt: skip
+    assert consent.returncode == 0, consent.stderr
+    assert consent.stdout == f"{DEVOPS_SCOPE.split('/')[0]}\tuser_impersonation\n"
+    updated = entryway_cmd(
+        "app", "update", "--tenant", "tailspin.test", "--app", "desk", "--no-public-client",
+        "--redirect-uri", "https://desk.tailspin.test/cb", data_dir=data_dir,
+    )  # fmt: skip
+    assert updated.stdout.splitlines() == [
+        "public client  no",
+        "redirect uri   https://desk.tailspin.test/cb",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tenant", "set", "--tenant", "nowhere.test"], "tenant 'nowhere.test' not found"),
+        (
+            ["tenant", "set", "--tenant", "t.test", "--refresh-inactivity", "60"],
+            "refresh token inactivity must be",
+        ),
+        (["tenant", "set", "--tenant", "t.test", "--sign-in-frequency", "-1"], "sign-in frequency must be"),
+        (["user", "mfa", "require", "--upn", "nobody@t.test"], "user 'nobody@t.test' not found"),
+        (["user", "mfa", "reset", "--upn", "nobody@t.test"], "user 'nobody@t.test' not found"),
+        (
+            ["app", "create", "--tenant", "t.test", "--name", "w", "--redirect-uri", "http://w.t.test/cb"],
+            "http is allowed only for localhost",
+        ),
+        (
+            ["app", "create", "--tenant", "t.test", "--name", "w", "--redirect-uri", "https://w/#f"],
+            "fragment",
+        ),
+        (
+            [
+                "app",
+                "consent",
+                "--tenant",
+                "t.test",
+                "--app",
+                "x",
+                "--resource",
+                "Azure DevOps",
+                "--scope",
+                "s",
+            ],
+            "application 'x' not found",
+        ),
+        (
+            [
+                "app",
+                "consent",
+                "--tenant",
+                "t.test",
+                "--app",
+                "Visual Studio",
+                "--resource",
+                "Azure DevOps",
+                "--scope",
+                "vso.code",
+            ],
+            "defines no delegated permission 'vso.code'",
+        ),
+        (
+            ["app", "update", "--tenant", "t.test", "--app", "Microsoft Azure CLI", "--no-public-client"],
+            "application 'Microsoft Azure CLI' not found",
+        ),
+    ],
+)
+def test_sign_in_administration_refuses_bad_input_clearly(
+    data_dir: Path, args: list[str], message: str
+) -> None:
+    assert entryway_cmd("tenant", "create", "--domain", "t.test", data_dir=data_dir).returncode == 0
+    result = entryway_cmd(*args, data_dir=data_dir)
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

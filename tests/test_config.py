@@ -16,9 +16,13 @@ import yaml
 from sqlalchemy import func, select
 
 from entryway.config.declarative import ConfigError, apply_config, load_config
+from entryway.config.seed import ensure_installation, seed_demo
 from entryway.config.settings import Settings
+from entryway.devops.orgs.service import AccessLevel, OrgService
+from entryway.identity.directory.first_party import AZURE_CLI
 from entryway.identity.directory.service import DirectoryService
 from entryway.kit.clock import as_utc
+from entryway.kit.passwords import verify_password
 from entryway.runtime import Runtime
 from entryway.store.models import Base, ClientSecretRow
 from tests.conftest import (
@@ -383,3 +387,35 @@ def test_bad_sign_in_config_is_refused_with_its_path_and_writes_nothing(
         apply_config(runtime, data)
     assert str(raised.value).startswith("config.tenants[0]"), raised.value
     assert row_counts(runtime) == before, case
+
+
+def test_demo_seed_has_a_user_who_is_a_basic_member(runtime: Runtime) -> None:
+    ensure_installation(runtime)
+    seed = seed_demo(runtime)
+    assert seed.user_upn == "alex@demo.entryway.test"
+    assert seed.user_password is not None
+    assert re.fullmatch(r"([A-Za-z0-9]{4}-){3}[A-Za-z0-9]{4}", seed.user_password)
+    with runtime.db.read() as session:
+        directory = DirectoryService(session, runtime.clock, runtime.digester)
+        user = directory.get_user(seed.user_upn)
+        assert user.password_hash is not None
+        assert verify_password(user.password_hash, seed.user_password)
+        assert user.mfa_required is None
+        orgs = OrgService(session, runtime.clock)
+        org = orgs.find(seed.organization)
+        assert org is not None
+        member = orgs.find_member(org, user.object_id)
+        assert member is not None
+        assert member.access_level is AccessLevel.BASIC
+        tenant = directory.find_tenant(seed.tenant_id)
+        assert directory.find_enterprise_app(tenant, AZURE_CLI.app_id).public_client is True
+
+
+def test_demo_password_may_be_chosen(runtime: Runtime) -> None:
+    ensure_installation(runtime)
+    seed = seed_demo(runtime, "Chosen-Password-1")
+    assert seed.user_password is None  # chosen, so not printed
+    with runtime.db.read() as session:
+        user = DirectoryService(session, runtime.clock, runtime.digester).get_user(seed.user_upn)
+        assert user.password_hash is not None
+        assert verify_password(user.password_hash, "Chosen-Password-1")

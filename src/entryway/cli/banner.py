@@ -6,7 +6,7 @@ import shlex
 
 from entryway.config.seed import DemoSeed
 from entryway.config.settings import Settings
-from entryway.identity.directory.first_party import AZURE_DEVOPS
+from entryway.identity.directory.first_party import AZURE_CLI, AZURE_DEVOPS
 
 
 def exports(
@@ -37,6 +37,25 @@ token = credential.get_token("{resource}/.default").token
 print(requests.get(os.environ["ENTRYWAY_DEVOPS_URL"] + "/_apis/connectionData",
                    headers={{"Authorization": "Bearer " + token}}).json()["authenticatedUser"])
 """
+
+
+DEVICE_FLOW_EXAMPLE = """\
+import msal
+app = msal.PublicClientApplication(
+    "{client_id}", authority="{authority}", instance_discovery=False)
+flow = app.initiate_device_flow(scopes=["{resource}/.default"])
+print(flow["message"])  # open {device_page} and enter the code
+print(app.acquire_token_by_device_flow(flow)["id_token_claims"]["preferred_username"])
+"""
+
+
+def device_flow_example(settings: Settings, tenant: str) -> list[str]:
+    return DEVICE_FLOW_EXAMPLE.format(
+        client_id=AZURE_CLI.app_id,
+        authority=f"{settings.identity_origin}/{tenant}",
+        resource=AZURE_DEVOPS.app_id,
+        device_page=f"{settings.identity_origin}/devicelogin",
+    ).splitlines()
 
 
 def render(settings: Settings, seed: DemoSeed | None, *, first_start: bool) -> str:
@@ -72,6 +91,21 @@ def render(settings: Settings, seed: DemoSeed | None, *, first_start: bool) -> s
             *("  " + line for line in PYTHON_EXAMPLE.format(resource=AZURE_DEVOPS.app_id).splitlines()),
             "",
         ]
+        if seed.user_upn:
+            password = seed.user_password or "(the value of ENTRYWAY_DEMO_PASSWORD)"
+            out += [
+                "Demo user (a Basic member of the organization):",
+                f"  user           {seed.user_upn}",
+                f"  password       {password}",
+                "  The password is shown this once; only an argon2id hash of it is stored."
+                if seed.user_password
+                else "  The password came from ENTRYWAY_DEMO_PASSWORD.",
+                f"  device login   {settings.identity_origin}/devicelogin",
+                "",
+                "Sign in as the demo user with the device flow, as the Azure CLI does (msal is in azure-identity):",
+                *("  " + line for line in device_flow_example(settings, seed.tenant_domain)),
+                "",
+            ]
     elif not first_start:
         out += [
             "`entryway env` prints the environment exports for this instance;",

@@ -29,6 +29,7 @@ tenant_app = typer.Typer(no_args_is_help=True, help="Tenants.")
 apps_app = typer.Typer(no_args_is_help=True, help="App registrations and their client secrets.")
 secret_app = typer.Typer(no_args_is_help=True, help="Client secrets of an app registration.")
 user_app = typer.Typer(no_args_is_help=True, help="Users.")
+mfa_app = typer.Typer(no_args_is_help=True, help="A user's multi-factor authentication (TOTP).")
 org_app = typer.Typer(no_args_is_help=True, help="DevOps organizations.")
 member_app = typer.Typer(no_args_is_help=True, help="Members of an organization.")
 keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys.")
@@ -36,6 +37,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(apps_app, name="app")
 apps_app.add_typer(secret_app, name="secret")
 app.add_typer(user_app, name="user")
+user_app.add_typer(mfa_app, name="mfa")
 app.add_typer(org_app, name="org")
 org_app.add_typer(member_app, name="member")
 app.add_typer(keys_app, name="keys")
@@ -152,7 +154,7 @@ def serve(
     """Start the identity platform and the DevOps service over HTTPS."""
     from entryway.cli.banner import render
     from entryway.config.declarative import ConfigError, apply_config, load_config
-    from entryway.config.seed import ensure_installation, seed_demo
+    from entryway.config.seed import DEMO_PASSWORD_ENV, ensure_installation, seed_demo
     from entryway.keys.keyring import MasterKeyMismatch
     from entryway.server import EntrywayServer
 
@@ -186,8 +188,11 @@ def serve(
             raise fail(str(exc)) from exc
         for line in report.created:
             typer.echo(f"config: created {line}")
+    demo_password = os.environ.get(DEMO_PASSWORD_ENV) or None
+    if demo_password is not None and len(demo_password) < 8:
+        raise fail(f"{DEMO_PASSWORD_ENV} must be at least 8 characters")
     first_start = ensure_installation(runtime)
-    seed = seed_demo(runtime) if first_start and demo and config is None else None
+    seed = seed_demo(runtime, demo_password) if first_start and demo and config is None else None
     actual = runtime.settings
     (data_dir / STATE_FILE).write_text(
         json.dumps(
@@ -259,6 +264,44 @@ def tenant_create(
         typer.echo(t.id)
 
 
+@tenant_app.command("set")
+def tenant_set(
+    data_dir: DataDir,
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id or domain.")],
+    mfa_default: Annotated[
+        bool | None,
+        typer.Option("--mfa-default/--no-mfa-default", help="Users without their own setting must do MFA."),
+    ] = None,
+    refresh_inactivity: Annotated[
+        int | None,
+        typer.Option(help="Seconds a refresh token may go unused (3600-31536000; default 90 days)."),
+    ] = None,
+    sign_in_frequency: Annotated[
+        int | None,
+        typer.Option(help="Seconds after which a user must sign in again (3600-31536000; 0: never)."),
+    ] = None,
+    token_lifetime: Annotated[
+        int | None, typer.Option(help="Access token lifetime in seconds (600-86400).")
+    ] = None,
+) -> None:
+    """Change a tenant's sign-in settings; prints them (with no option, just prints them)."""
+    with admin(data_dir) as a:
+        directory = a.directory
+        t = directory.find_tenant(tenant)
+        if mfa_default is not None:
+            directory.set_mfa_required_default(t, mfa_default)
+        if refresh_inactivity is not None:
+            directory.set_refresh_token_inactivity(t, refresh_inactivity)
+        if sign_in_frequency is not None:
+            directory.set_sign_in_frequency(t, sign_in_frequency or None)
+        if token_lifetime is not None:
+            directory.set_token_lifetime(t, token_lifetime)
+        typer.echo(f"mfa required by default    {'yes' if t.mfa_required_default else 'no'}")
+        typer.echo(f"access token lifetime      {t.access_token_lifetime_seconds}")
+        typer.echo(f"refresh token inactivity   {t.refresh_token_inactivity_seconds}")
+        typer.echo(f"sign-in frequency          {t.sign_in_frequency_seconds or 'never'}")
+
+
 @tenant_app.command("list")
 def tenant_list(data_dir: DataDir) -> None:
     """List tenants: id, domains, display name."""
@@ -280,19 +323,85 @@ def app_create(
     tenant: TenantOpt,
     name: Annotated[str, typer.Option(help="Display name.")],
     client_id: Annotated[str | None, typer.Option(help="Client id (default: a new GUID).")] = None,
-    with_secret: Annotated[bool, typer.Option(help="Also mint a client secret and print it once.")] = True,
+    public_client: Annotated[
+        bool, typer.Option(help="Allow public client flows (device code, ROPC) without a client credential.")
+    ] = False,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option("--redirect-uri", help="Redirect URI (repeatable).")
+    ] = None,
+    with_secret: Annotated[
+        bool | None,
+        typer.Option(help="Also mint a client secret and print it once (default: unless --public-client)."),
+    ] = None,
 ) -> None:
     """Register an application (and its service principal) in a tenant."""
     with admin(data_dir) as a:
         directory = a.directory
-        application, sp = directory.create_application(directory.find_tenant(tenant), name, app_id=client_id)
+        application, sp = directory.create_application(
+            directory.find_tenant(tenant),
+            name,
+            app_id=client_id,
+            public_client=public_client,
+            redirect_uris=redirect_uri or [],
+        )
         typer.echo(f"client id             {application.app_id}")
         typer.echo(f"service principal id  {sp.object_id}")
-        if with_secret:
+        if with_secret if with_secret is not None else not public_client:
             secret = directory.add_client_secret(application)
             typer.echo(
                 f"client secret         {secret.value}  (shown once; expires {secret.expires_at:%Y-%m-%d})"
             )
+
+
+@apps_app.command("update")
+def app_update(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    app_ref: AppOpt,
+    public_client: Annotated[
+        bool | None, typer.Option("--public-client/--no-public-client", help="Allow public client flows.")
+    ] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--redirect-uri", help="Redirect URI (repeatable); replaces the app's redirect URIs."),
+    ] = None,
+    clear_redirect_uris: Annotated[bool, typer.Option(help="Remove every redirect URI.")] = False,
+) -> None:
+    """Change whether an app allows public client flows, and its redirect URIs; prints them."""
+    if clear_redirect_uris and redirect_uri:
+        raise fail("give --redirect-uri or --clear-redirect-uris, not both")
+    with admin(data_dir) as a:
+        directory = a.directory
+        application = directory.find_application(directory.find_tenant(tenant), app_ref)
+        if public_client is not None:
+            directory.set_public_client(application, public_client)
+        if redirect_uri or clear_redirect_uris:
+            directory.set_redirect_uris(application, redirect_uri or [])
+        typer.echo(f"public client  {'yes' if application.public_client else 'no'}")
+        for uri in application.redirect_uris:
+            typer.echo(f"redirect uri   {uri}")
+
+
+@apps_app.command("consent")
+def app_consent(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    app_ref: AppOpt,
+    resource: Annotated[
+        str,
+        typer.Option(help="Client id, name or identifier URI of the resource (e.g. 'Azure DevOps')."),
+    ],
+    scope: Annotated[list[str], typer.Option("--scope", help="Delegated permission (repeatable).")],
+) -> None:
+    """Admin consent: the app may ask these delegated permissions for any user of the tenant, without a
+    consent prompt. Prints the app's tenant-wide consents."""
+    with admin(data_dir) as a:
+        directory = a.directory
+        t = directory.find_tenant(tenant)
+        client = directory.find_enterprise_app(t, app_ref)
+        directory.grant_admin_consent(t, client, directory.find_enterprise_app(t, resource), scope)
+        for resource_app_id, scopes in directory.list_admin_consents(t, client):
+            typer.echo(f"{resource_app_id}\t{' '.join(scopes)}")
 
 
 @apps_app.command("list")
@@ -370,11 +479,17 @@ def user_create(
         str,
         typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="ENTRYWAY_USER_PASSWORD"),
     ] = "",
+    mfa: Annotated[
+        bool | None,
+        typer.Option("--mfa/--no-mfa", help="Must do MFA at sign-in (default: the tenant's setting)."),
+    ] = None,
 ) -> None:
     """Create a user with a password (stored as an argon2id hash)."""
     with admin(data_dir) as a:
         directory = a.directory
-        user = directory.create_user(directory.find_tenant(tenant), upn, password, display_name)
+        user = directory.create_user(
+            directory.find_tenant(tenant), upn, password, display_name, mfa_required=mfa
+        )
         typer.echo(user.object_id)
 
 
@@ -385,6 +500,58 @@ def user_list(data_dir: DataDir, tenant: TenantOpt) -> None:
         directory = a.directory
         for u in directory.list_users(directory.find_tenant(tenant)):
             typer.echo(f"{u.object_id}\t{u.user_principal_name}\t{u.display_name}")
+
+
+UpnOpt = Annotated[str, typer.Option("--upn", help="User principal name.")]
+
+
+def _show_mfa(a: Admin, upn: str) -> None:
+    """UPN, the user's setting (required, off, default), whether MFA applies, the authenticator's enrollment."""
+    user = a.directory.get_user(upn)
+    tenant = a.directory.find_tenant(user.tenant_id)
+    setting = {None: "default", True: "required", False: "off"}[user.mfa_required]
+    applies = "mfa" if a.directory.mfa_required_for(tenant, user) else "no-mfa"
+    enrolled = f"enrolled {user.totp_enrolled_at:%Y-%m-%d}" if user.totp_enrolled_at else "not-enrolled"
+    typer.echo(f"{user.user_principal_name}\t{setting}\t{applies}\t{enrolled}")
+
+
+@mfa_app.command("require")
+def mfa_require(data_dir: DataDir, upn: UpnOpt) -> None:
+    """The user must do MFA at every sign-in, whatever the tenant's default."""
+    with admin(data_dir) as a:
+        a.directory.set_user_mfa(a.directory.get_user(upn), True)
+        _show_mfa(a, upn)
+
+
+@mfa_app.command("default")
+def mfa_default(data_dir: DataDir, upn: UpnOpt) -> None:
+    """The tenant's default decides whether the user must do MFA."""
+    with admin(data_dir) as a:
+        a.directory.set_user_mfa(a.directory.get_user(upn), None)
+        _show_mfa(a, upn)
+
+
+@mfa_app.command("off")
+def mfa_off(data_dir: DataDir, upn: UpnOpt) -> None:
+    """The user need not do MFA, whatever the tenant's default."""
+    with admin(data_dir) as a:
+        a.directory.set_user_mfa(a.directory.get_user(upn), False)
+        _show_mfa(a, upn)
+
+
+@mfa_app.command("reset")
+def mfa_reset(data_dir: DataDir, upn: UpnOpt) -> None:
+    """Forget the user's authenticator (a lost phone): the next sign-in that needs MFA enrolls a new one."""
+    with admin(data_dir) as a:
+        a.directory.reset_user_mfa(a.directory.get_user(upn))
+        _show_mfa(a, upn)
+
+
+@mfa_app.command("show")
+def mfa_show(data_dir: DataDir, upn: UpnOpt) -> None:
+    """Print the user's MFA setting, whether MFA applies, and whether an authenticator is enrolled."""
+    with admin(data_dir, write=False) as a:
+        _show_mfa(a, upn)
 
 
 # --- organizations -------------------------------------------------------------------------------

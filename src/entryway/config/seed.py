@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+import string
 from dataclasses import dataclass
 
+from entryway.config.members import add_member
 from entryway.devops.orgs.service import AccessLevel, MemberKind, OrgService
 from entryway.devops.web.app import DEPLOYMENT_ID_SETTING
 from entryway.identity.directory.service import DirectoryService
@@ -15,6 +18,9 @@ DEMO_SEEDED_SETTING = "demo_seeded"
 DEMO_DOMAIN = "demo.entryway.test"
 DEMO_APP = "entryway-demo"
 DEMO_ORG = "demo"
+DEMO_USER = f"alex@{DEMO_DOMAIN}"
+DEMO_USER_NAME = "Alex Demo"
+DEMO_PASSWORD_ENV = "ENTRYWAY_DEMO_PASSWORD"  # noqa: S105 - a variable name, not a password
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,15 @@ class DemoSeed:
     client_id: str
     client_secret: str
     organization: str
+    # The demo user; the password is None when it came from ENTRYWAY_DEMO_PASSWORD (then it is not printed).
+    user_upn: str = ""
+    user_password: str | None = None
+
+
+def mint_password() -> str:
+    """Four groups of four letters and digits (about 95 bits): easy to type from a banner."""
+    alphabet = string.ascii_letters + string.digits
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
 
 
 def ensure_installation(runtime: Runtime) -> bool:
@@ -37,9 +52,10 @@ def ensure_installation(runtime: Runtime) -> bool:
         return True
 
 
-def seed_demo(runtime: Runtime) -> DemoSeed:
-    """The demo world, in one unit of work: a tenant, an app with a fresh secret, an organization with the
-    app's service principal as a Basic member."""
+def seed_demo(runtime: Runtime, password: str | None = None) -> DemoSeed:
+    """The demo world, in one unit of work: a tenant, an app with a fresh secret, a user (with `password`,
+    else a minted one), an organization with the app's service principal and the user as Basic members."""
+    minted = mint_password() if password is None else None
     with runtime.db.unit_of_work() as session:
         directory = DirectoryService(session, runtime.clock, runtime.digester)
         tenant = directory.create_tenant([DEMO_DOMAIN], display_name="Entryway Demo")
@@ -55,9 +71,13 @@ def seed_demo(runtime: Runtime) -> DemoSeed:
             principal_name=app.app_id,
             access_level=AccessLevel.BASIC,
         )
+        user = directory.create_user(tenant, DEMO_USER, password or minted, DEMO_USER_NAME)
+        add_member(directory, orgs, org, upn=user.user_principal_name, access=AccessLevel.BASIC)
         session.add(SettingRow(name=DEMO_SEEDED_SETTING, value=tenant.id))
         assert secret.value is not None
-        return DemoSeed(tenant.id, DEMO_DOMAIN, app.app_id, secret.value, org.name)
+        return DemoSeed(
+            tenant.id, DEMO_DOMAIN, app.app_id, secret.value, org.name, user.user_principal_name, minted
+        )
 
 
 def demo_tenant_id(runtime: Runtime) -> str | None:

@@ -22,9 +22,11 @@ from entryway.identity.protocol.grants.password import PasswordGrant
 from entryway.identity.protocol.grants.refresh_token import RefreshTokenGrant
 from entryway.identity.protocol.pipeline import TENANT_INDEPENDENT, TokenEndpoint, resolve_tenant
 from entryway.identity.protocol.requests import TokenRequest, UnreadableBody, parse_form
+from entryway.identity.signin.accounts import Accounts
 from entryway.identity.web import discovery
 from entryway.identity.web.context import NO_STORE, Edge, IdentityContext, log
 from entryway.identity.web.device_flow import device_flow_routes
+from entryway.identity.web.signin import signin_routes
 from entryway.keys.signer import KeyringSigner
 from entryway.kit.web import BodyTooLarge, JsonResponse, client_address, read_body
 
@@ -46,7 +48,10 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
         clock=ctx.clock,
     )
 
-    edge = Edge(ctx)
+    # The password grant checks passwords under the same smart lockout as the sign-in pages.
+    edge = Edge(
+        ctx, password_checker=lambda session: Accounts(session, ctx.clock, ctx.totp_key).check_password
+    )
     oauth_error = edge.oauth_error
     on_directory = edge.on_directory
     in_unit_of_work = edge.in_unit_of_work
@@ -110,5 +115,6 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
         Route("/{tenant}/oauth2/v2.0/token", token, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/{tenant}/oauth2/token", token, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         *device_flow_routes(ctx, edge),
+        *signin_routes(ctx),
     ]
     return Starlette(routes=routes)

@@ -466,3 +466,26 @@ def test_user_realm(entryway: Instance, realm: Realm, upn: str, kind: str) -> No
     assert body["account_type"] == kind
     assert body["domain_name"] == upn.split("@")[1]
     assert body["ver"] == "1.0"
+
+
+# --- the DevOps service and delegated tokens ------------------------------------------------------------------
+
+
+def test_devops_accepts_a_delegated_token_for_a_member_and_refuses_a_non_member(entryway: Instance) -> None:
+    def connection_data(user: str, password: str) -> requests.Response:
+        access = password_grant(entryway, "organizations", user, password).json()["access_token"]
+        return requests.get(
+            f"{entryway.devops}/fabrikam/_apis/connectionData",
+            headers={"Authorization": f"Bearer {access}"},
+            verify=entryway.ca_bundle,
+            timeout=30,
+        )
+
+    member = connection_data("ada@contoso.test", "Ada-Signs-In-0042")
+    assert member.status_code == 200, member.text
+    user = member.json()["authenticatedUser"]
+    assert user["providerDisplayName"] == "Ada Basic"
+    assert user["properties"]["Account"]["$value"] == "ada@contoso.test"
+
+    outsider = connection_data("chen@contoso.test", "Chen-No-Org-0042")
+    assert outsider.status_code == 401, outsider.text

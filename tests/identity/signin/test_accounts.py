@@ -8,7 +8,8 @@ import pyotp
 import pytest
 
 from entryway.identity.directory.service import DirectoryService
-from entryway.identity.signin.accounts import Accounts, PasswordCheck, redirect_uri_matches
+from entryway.identity.protocol.sign_ins import PasswordCheck
+from entryway.identity.signin.accounts import Accounts, redirect_uri_matches
 from entryway.kit.ids import new_guid
 from tests.conftest import CONTOSO_TENANT, Instance
 
@@ -73,17 +74,17 @@ def test_totp_enrollment_then_codes_each_step_once(entryway: Instance) -> None:
         assert secret.encode() not in (user.totp_secret_encrypted or b"")
         assert not accounts.totp_enrolled(user)
         totp = pyotp.TOTP(secret)
-        assert not accounts.verify_totp(user, "12345")
-        assert accounts.verify_totp(user, totp.at(entryway.clock.timestamp()))
+        assert accounts.verify_totp(user, "12345") is PasswordCheck.WRONG
+        assert accounts.verify_totp(user, totp.at(entryway.clock.timestamp())) is PasswordCheck.OK
         assert accounts.totp_enrolled(user)
         # The same code (the same time step) is never accepted twice.
-        assert not accounts.verify_totp(user, totp.at(entryway.clock.timestamp()))
+        assert accounts.verify_totp(user, totp.at(entryway.clock.timestamp())) is PasswordCheck.WRONG
         entryway.clock.advance(30)
-        assert accounts.verify_totp(user, totp.at(entryway.clock.timestamp()))
+        assert accounts.verify_totp(user, totp.at(entryway.clock.timestamp())) is PasswordCheck.OK
         # Under another key the secret cannot be read: no code is accepted.
         other = Accounts(session, entryway.clock, os.urandom(32))
         entryway.clock.advance(30)
-        assert not other.verify_totp(user, totp.at(entryway.clock.timestamp()))
+        assert other.verify_totp(user, totp.at(entryway.clock.timestamp())) is PasswordCheck.WRONG
 
 
 @pytest.mark.parametrize(
@@ -107,3 +108,19 @@ def test_totp_enrollment_then_codes_each_step_once(entryway: Instance) -> None:
 )
 def test_redirect_uri_matching(registered: str, requested: str, ok: bool) -> None:
     assert redirect_uri_matches(registered, requested) is ok
+
+
+def test_wrong_codes_lock_the_second_factor(entryway: Instance) -> None:
+    user_id = _new_user(entryway)
+    with entryway.runtime.db.unit_of_work() as session:
+        accounts = Accounts(session, entryway.clock, TOTP_KEY)
+        user = accounts.find_user_by_id(user_id)
+        assert user is not None
+        totp = pyotp.TOTP(accounts.start_totp_enrollment(user))
+        right = totp.at(entryway.clock.timestamp())
+        wrong = "000000" if right != "000000" else "111111"
+        for _ in range(10):
+            assert accounts.verify_totp(user, wrong) is PasswordCheck.WRONG
+        assert accounts.verify_totp(user, right) is PasswordCheck.LOCKED
+        entryway.clock.advance(61)
+        assert accounts.verify_totp(user, totp.at(entryway.clock.timestamp())) is PasswordCheck.OK

@@ -361,3 +361,43 @@ def test_device_page_refuses_a_bad_code_and_lets_the_person_cancel(entryway: Ins
         timeout=30,
     )
     assert poll.json()["error"] == "authorization_declined"
+
+
+def test_login_hint_prefills_and_max_age_asks_for_the_password_again(entryway: Instance) -> None:
+    user = new_user(entryway)
+    http = identity_session(entryway)
+    hinted = authorize(http, entryway, login_hint=user.upn)
+    username = parse_page(hinted.text).forms[0].input(id="i0116")
+    assert username is not None
+    assert username["value"] == user.upn
+    walk_sign_in(http, hinted, user=user, clock=entryway.clock)
+    entryway.clock.advance(120)
+    # Signed in two minutes ago: max_age=60 wants the password again, silently it is login_required.
+    silent = authorize(http, entryway, prompt="none", max_age="60", response_mode="query")
+    assert parse_qs(urlsplit(silent.headers["location"]).query)["error"] == ["login_required"]
+    again = authorize(http, entryway, max_age="60", login_hint=user.upn)
+    assert parse_page(again.text).forms[0].input(id="i0118") is not None
+    assert 'name="code"' in submit(http, entryway, again, passwd=user.password).text
+    assert authorize(http, entryway, max_age="600", prompt="none", response_mode="query").status_code == 302
+
+
+def test_consent_declined_and_prompt_consent(entryway: Instance) -> None:
+    user = new_user(entryway)
+    http = identity_session(entryway)
+    page = submit(http, entryway, authorize(http, entryway, response_mode="query"), loginfmt=user.upn)
+    consent = submit(http, entryway, page, passwd=user.password)
+    assert "Azure DevOps: user_impersonation" in parse_page(consent.text).text_by_id["consentScopes"]
+    # Signed in, but no consent yet: a silent request gets consent_required.
+    silent = authorize(http, entryway, prompt="none", response_mode="query")
+    assert parse_qs(urlsplit(silent.headers["location"]).query)["error"] == ["consent_required"]
+    declined = submit(http, entryway, consent, decline="1")
+    assert declined.status_code == 302
+    params = parse_qs(urlsplit(declined.headers["location"]).query)
+    assert params["error"] == ["access_denied"]
+    assert params["error_description"][0].startswith("AADSTS65004: ")
+
+    accepted = submit(http, entryway, authorize(http, entryway), accept="1")
+    assert 'name="code"' in accepted.text
+    assert 'name="code"' in authorize(http, entryway).text
+    # prompt=consent shows the page even though consent exists.
+    assert "consentScopes" in parse_page(authorize(http, entryway, prompt="consent").text).text_by_id

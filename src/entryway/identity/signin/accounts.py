@@ -40,6 +40,8 @@ LOCKOUT_MAX_SECONDS = 24 * 3600
 TOTP_STEP_SECONDS = 30
 TOTP_VALID_WINDOW = 1
 _NONCE_BYTES = 12
+# The lockout row that counts wrong one-time codes of an account (sources are IP addresses: no clash).
+_TOTP_SOURCE = "totp"
 _SOURCE_MAX = 64
 
 # Microsoft's first-party public clients (Azure CLI, Visual Studio): they never hold a secret.
@@ -209,13 +211,35 @@ class Accounts:
             return None
         return self._totp_secret(user)
 
-    def verify_totp(self, user: UserRow, code: str) -> bool:
+    def verify_totp(self, user: UserRow, code: str) -> PasswordCheck:
         """Accept a 6-digit code of the current step or one either side, each step at most once
-        (RFC 6238 section 5.2). Confirms a pending enrollment."""
+        (RFC 6238 section 5.2). Confirms a pending enrollment.
+
+        Wrong codes count against the account whatever their source (a million codes are quickly tried
+        from many addresses) and lock the second factor as wrong passwords lock the password.
+        """
+        now = self._clock.now()
+        key = (user.object_id, _TOTP_SOURCE)
+        failure = self._session.get(SignInFailureRow, key)
+        if failure is not None and failure.locked_until is not None and as_utc(failure.locked_until) > now:
+            return PasswordCheck.LOCKED
+        matched = self._matching_step(user, code)
+        if matched is None:
+            self._record_failure(failure, key, now)
+            return PasswordCheck.WRONG
+        if failure is not None:
+            self._session.delete(failure)
+        user.totp_last_step = matched
+        if user.totp_enrolled_at is None:
+            user.totp_enrolled_at = now
+        self._session.flush()
+        return PasswordCheck.OK
+
+    def _matching_step(self, user: UserRow, code: str) -> int | None:
         secret = self._totp_secret(user)
         code = code.replace(" ", "").strip()
         if secret is None or len(code) != 6 or not code.isdigit():
-            return False
+            return None
         totp = pyotp.TOTP(secret, digits=6, interval=TOTP_STEP_SECONDS)
         current = int(self._clock.timestamp() // TOTP_STEP_SECONDS)
         last = user.totp_last_step if user.totp_last_step is not None else -1
@@ -224,13 +248,7 @@ class Accounts:
             # Compare every candidate, so the time taken does not say which step matched.
             if constant_time_equals(totp.generate_otp(step), code) and step > last and matched is None:
                 matched = step
-        if matched is None:
-            return False
-        user.totp_last_step = matched
-        if user.totp_enrolled_at is None:
-            user.totp_enrolled_at = self._clock.now()
-        self._session.flush()
-        return True
+        return matched
 
     def _totp_secret(self, user: UserRow) -> str | None:
         blob = user.totp_secret_encrypted

@@ -650,16 +650,15 @@ class SignInPages:
         user = self._user(accounts, flow)
         if flow.step == "mfa" and not accounts.totp_enrolled(user):
             flow.step = "mfa_enroll"
-        if not accounts.verify_totp(user, form.get("otc", "")):
-            log.info("AADSTS%s wrong TOTP code for %s", MFA_CODE_INVALID.code, user.object_id)
-            return self._mfa_page(
-                session,
-                ex,
-                flow,
-                accounts=accounts,
-                user=user,
-                error=(str(MFA_CODE_INVALID.code), WRONG_CODE_TEXT),
+        check = accounts.verify_totp(user, form.get("otc", ""))
+        if check is not PasswordCheck.OK:
+            log.info("one-time code %s for %s", check.value, user.object_id)
+            error = (
+                (str(ACCOUNT_LOCKED.code), LOCKED_TEXT)
+                if check is PasswordCheck.LOCKED
+                else (str(MFA_CODE_INVALID.code), WRONG_CODE_TEXT)
             )
+            return self._mfa_page(session, ex, flow, accounts=accounts, user=user, error=error)
         flow.amr = [*flow.amr, "mfa"] if "mfa" not in flow.amr else flow.amr
         flow.fresh = True
         return self._signed_in(session, ex, flow, interactive=True)
@@ -853,14 +852,8 @@ class SignInPages:
 
     def _start_device(self, session: Session, ex: Exchange, code: str) -> Response:
         ledger = Ledger(session, self._ctx.clock, self._ctx.digester)
-        found = None
-        user_code = ""
-        for candidate in dict.fromkeys((code, code.upper(), code.replace("-", "").upper())):
-            if candidate:
-                found = ledger.find_device_authorization(candidate)
-                if found is not None:
-                    user_code = candidate
-                    break
+        # The ledger reads the code as people type it: any case, spaces, dashes.
+        found = ledger.find_device_authorization(code) if code else None
         if found is None:
             log.info("AADSTS%s unknown or expired user code", BAD_VERIFICATION_CODE.code)
             return self._device_code_page(ex, code, (str(BAD_VERIFICATION_CODE.code), BAD_DEVICE_CODE_TEXT))
@@ -870,7 +863,7 @@ class SignInPages:
             tenant_ref=found.tenant_ref,
             tenant_id=tenant_id,
             step="username",
-            user_code=user_code,
+            user_code=found.user_code,
             client_id=found.client_id,
             scope=found.scope,
         )
@@ -1112,9 +1105,7 @@ class SignInPages:
             title="Permissions requested",
             identity=flow.upn,
             app_name=self._client_name(accounts, flow.client_id),
-            scopes=[f"{needs.resource.display_name}: {scope}" for scope in needs.scopes]
-            + ["Maintain access to data you have given it access to"]
-            * ("offline_access" in split_scope(flow.scope)),
+            scopes=_consent_lines(needs, flow.scope),
         )
 
     # --- helpers -------------------------------------------------------------------------------------------
@@ -1191,6 +1182,13 @@ def _code_challenge(
     elif app.public_client:
         raise RedirectError(req, PKCE_REQUIRED, "public client without code_challenge")
     return challenge
+
+
+def _consent_lines(needs: ConsentNeed, scope: str) -> list[str]:
+    lines = [f"{needs.resource.display_name}: {value}" for value in needs.scopes]
+    if "offline_access" in split_scope(scope):
+        lines.append("Maintain access to data you have given it access to")
+    return lines
 
 
 def _non_negative_int(value: str | None) -> int | None:

@@ -1074,7 +1074,8 @@ class SignInPages:
             status=status,
             title="Set up your authenticator app",
             identity=flow.upn,
-            secret=secret,
+            # In groups of four, as people type it; whitespace is not part of the key.
+            secret_grouped=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
             qr_svg=Markup(svg),  # noqa: S704 - segno's own SVG, built from our own otpauth URI
             error=_error_view(error),
         )

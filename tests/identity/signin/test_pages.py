@@ -401,3 +401,17 @@ def test_consent_declined_and_prompt_consent(entryway: Instance) -> None:
     assert 'name="code"' in authorize(http, entryway).text
     # prompt=consent shows the page even though consent exists.
     assert "consentScopes" in parse_page(authorize(http, entryway, prompt="consent").text).text_by_id
+
+
+def test_a_scope_the_named_tenant_cannot_grant_is_refused_before_any_page(entryway: Instance) -> None:
+    http = identity_session(entryway)
+    for scope, error, code in (
+        ("api://nothing-here/.default openid", "invalid_resource", "500011"),
+        ("499b84ac-1321-427f-aa17-267ca6975798/vso.nothing", "invalid_scope", "70011"),
+        (f"{DEVOPS_SCOPE} api://other/.default", "invalid_scope", "28000"),
+    ):
+        response = authorize(http, entryway, tenant="contoso.test", response_mode="query", scope=scope)
+        assert response.status_code == 302, scope
+        params = parse_qs(urlsplit(response.headers["location"]).query)
+        assert params["error"] == [error]
+        assert params["error_description"][0].startswith(f"AADSTS{code}: ")

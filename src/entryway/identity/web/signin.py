@@ -411,6 +411,11 @@ class SignInPages:
         accounts = self._accounts(session)
         tenant_id = self._requested_tenant(session, tenant_ref)
         req = self._read_authorize(accounts, tenant_ref, tenant_id, params, version)
+        if tenant_id is not None:
+            # The tenant is known: a scope it cannot grant is refused before anyone types a password.
+            self._asked_resource(
+                session, tenant_id, req.scope, on_error=lambda k, d, p: RedirectError(req, k, d, **p)
+            )
         flow = Flow(
             kind="code",
             tenant_ref=tenant_ref,
@@ -759,6 +764,38 @@ class SignInPages:
             fields.append(("state", req.state))
         return self._respond(ex, req, fields)
 
+    @staticmethod
+    def _asked_resource(
+        session: Session,
+        tenant_id: str,
+        scope: str,
+        *,
+        on_error: Callable[[Aadsts, str, dict[str, str]], Exception],
+    ) -> tuple[Resource, tuple[str, ...]] | None:
+        """The one resource a scope names in the tenant and the delegated scopes asked of it (`.default`:
+        all it defines); None when only OpenID Connect scopes are asked."""
+        try:
+            named = _resource_scope_of(scope)
+        except _ScopeError as error:
+            raise on_error(SCOPE_MULTIPLE_RESOURCES, str(error), {"scope": scope}) from error
+        if named is None:
+            return None
+        identifier, values = named
+        resource = SqlDirectory(session.connection()).find_resource(tenant_id, identifier)
+        if resource is None:
+            tenant = session.get(TenantRow, tenant_id)
+            raise on_error(
+                RESOURCE_NOT_FOUND,
+                f"resource {identifier}",
+                {"resource": identifier, "directory": tenant.display_name if tenant else tenant_id},
+            )
+        if values in {(".default",), ("",)}:
+            return resource, resource.delegated_scopes
+        unknown = [v for v in values if v not in resource.delegated_scopes]
+        if unknown:
+            raise on_error(INVALID_SCOPE, f"unknown scopes {unknown}", {"scope": scope})
+        return resource, values
+
     def _consent_needed(
         self,
         session: Session,
@@ -769,29 +806,10 @@ class SignInPages:
         on_error: Callable[[Aadsts, str, dict[str, str]], Exception],
     ) -> ConsentNeed | None:
         """The resource and scopes the request asks of the user, and whether consent is missing."""
-        try:
-            named = _resource_scope_of(flow.scope)
-        except _ScopeError as error:
-            raise on_error(SCOPE_MULTIPLE_RESOURCES, str(error), {"scope": flow.scope}) from error
-        if named is None:
+        asked = self._asked_resource(session, user.tenant_id, flow.scope, on_error=on_error)
+        if asked is None:
             return None
-        identifier, values = named
-        directory = SqlDirectory(session.connection())
-        resource: Resource | None = directory.find_resource(user.tenant_id, identifier)
-        if resource is None:
-            tenant = session.get(TenantRow, user.tenant_id)
-            raise on_error(
-                RESOURCE_NOT_FOUND,
-                f"resource {identifier}",
-                {"resource": identifier, "directory": tenant.display_name if tenant else user.tenant_id},
-            )
-        if values in {(".default",), ("",)}:
-            scopes = resource.delegated_scopes
-        else:
-            unknown = [v for v in values if v not in resource.delegated_scopes]
-            if unknown:
-                raise on_error(INVALID_SCOPE, f"unknown scopes {unknown}", {"scope": flow.scope})
-            scopes = values
+        resource, scopes = asked
         missing = not ledger.has_consent(
             tenant_id=user.tenant_id,
             client_id=flow.client_id,

@@ -415,3 +415,15 @@ def test_a_scope_the_named_tenant_cannot_grant_is_refused_before_any_page(entryw
         params = parse_qs(urlsplit(response.headers["location"]).query)
         assert params["error"] == [error]
         assert params["error_description"][0].startswith(f"AADSTS{code}: ")
+
+
+def test_a_consent_page_left_open_does_nothing_after_sign_out(entryway: Instance) -> None:
+    user = new_user(entryway)
+    http = identity_session(entryway)
+    page = submit(http, entryway, authorize(http, entryway), loginfmt=user.upn)
+    consent = submit(http, entryway, page, passwd=user.password)
+    assert "consentScopes" in parse_page(consent.text).text_by_id
+    http.get(f"{entryway.identity}/organizations/oauth2/v2.0/logout")
+    after = submit(http, entryway, consent, accept="1")
+    assert 'name="code"' not in after.text
+    assert parse_page(after.text).forms[0].input(id="i0116") is not None

@@ -100,6 +100,8 @@ _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43,128}$")  # RFC 7636 section 4.2
 _PROMPTS = frozenset({"login", "select_account", "consent", "none"})
 _RESPONSE_MODES = frozenset({"query", "form_post"})
 _MAX_FIELD = 8192
+# Pages shown after the sign-in was recorded in the browser session: they act only while it lasts.
+_SIGNED_IN_STEPS = frozenset({"consent", "device_confirm"})
 
 INCORRECT_SIGN_IN_TEXT = (
     "Your account or password is incorrect. If you don't remember your password, reset it now."
@@ -594,6 +596,13 @@ class SignInPages:
         handler = handlers.get(flow.step)
         if handler is None:
             raise PageError(MISSING_PARAMETER, f"unknown step {flow.step}", name="flow")
+        if flow.step in _SIGNED_IN_STEPS and not any(
+            a.user_id == flow.user_id for a in self._session_accounts(session, ex, flow)
+        ):
+            # Signed out (or the session ended) since this page was shown: the page no longer speaks for
+            # anyone, so sign in again.
+            flow.step, flow.user_id, flow.amr, flow.auth_time = "username", None, [], None
+            return self._username_page(session, ex, flow, flow.upn or "")
         return handler(session, ex, flow, form)
 
     def _on_username(self, session: Session, ex: Exchange, flow: Flow, form: Mapping[str, str]) -> Response:

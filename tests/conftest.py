@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -95,21 +96,35 @@ tenants:
       - upn: ada@contoso.test
         password: "Ada-Signs-In-0042"
         display_name: Ada Basic
+        mfa_required: false
       - upn: bruno@contoso.test
         password: "Bruno-Uses-Totp-0042"
         display_name: Bruno Mfa
+        mfa_required: true
       - upn: chen@contoso.test
         password: "Chen-No-Org-0042"
         display_name: Chen Outsider
+        mfa_required: false
       - upn: dana@contoso.test
         password: "Dana-Gets-Locked-0042"
         display_name: Dana Lockout
+        mfa_required: false
       - upn: erin@contoso.test
         password: "Erin-Enrolls-0042"
         display_name: Erin Browser
+        mfa_required: true
     apps:
       - name: signin-tool
         client_id: 2c4d6e8f-1a3b-4c5d-8e7f-9a0b1c2d3e4f
+        public_client: true
+        redirect_uris: ["http://localhost"]
+      - name: ropc-tool
+        client_id: 6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b
+        public_client: true
+        redirect_uris: ["http://localhost"]
+        admin_consent:
+          - resource: 499b84ac-1321-427f-aa17-267ca6975798
+            scopes: [user_impersonation]
 organizations:
   - name: fabrikam
     tenant: contoso.test
@@ -133,10 +148,11 @@ NORTHWIND_BOT_SECRET = "northwind-secret-0123456789abcdefghijklmn"
 
 AZURE_CLI_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 SIGNIN_TOOL_ID = "2c4d6e8f-1a3b-4c5d-8e7f-9a0b1c2d3e4f"  # a public client that is not pre-consented
+ROPC_TOOL_ID = "6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"  # a public client with admin consent for DevOps
 
 
 @dataclass(frozen=True)
-class TestUser:
+class SignInUser:
     upn: str
     password: str
     display_name: str
@@ -144,15 +160,15 @@ class TestUser:
 
 
 # No MFA, Basic member of fabrikam.
-ADA = TestUser("ada@contoso.test", "Ada-Signs-In-0042", "Ada Basic", mfa=False)
+ADA = SignInUser("ada@contoso.test", "Ada-Signs-In-0042", "Ada Basic", mfa=False)
 # MFA required, Basic member of fabrikam; enrolled by whichever test signs him in first.
-BRUNO = TestUser("bruno@contoso.test", "Bruno-Uses-Totp-0042", "Bruno Mfa", mfa=True)
+BRUNO = SignInUser("bruno@contoso.test", "Bruno-Uses-Totp-0042", "Bruno Mfa", mfa=True)
 # No MFA, member of no organization.
-CHEN = TestUser("chen@contoso.test", "Chen-No-Org-0042", "Chen Outsider", mfa=False)
+CHEN = SignInUser("chen@contoso.test", "Chen-No-Org-0042", "Chen Outsider", mfa=False)
 # Only the lockout test signs her in (with wrong passwords).
-DANA = TestUser("dana@contoso.test", "Dana-Gets-Locked-0042", "Dana Lockout", mfa=False)
+DANA = SignInUser("dana@contoso.test", "Dana-Gets-Locked-0042", "Dana Lockout", mfa=False)
 # MFA required, member; only the browser test signs her in, so that it sees (and photographs) enrollment.
-ERIN = TestUser("erin@contoso.test", "Erin-Enrolls-0042", "Erin Browser", mfa=True)
+ERIN = SignInUser("erin@contoso.test", "Erin-Enrolls-0042", "Erin Browser", mfa=True)
 
 
 @dataclass
@@ -346,19 +362,30 @@ class SignInResult:
     def page(self) -> PageParser:
         return parse_page(self.html)
 
+    @property
+    def error_code(self) -> str | None:
+        """The AADSTS code the page shows (an inline error on a form, or the error page), as "AADSTSnnnn"."""
+        texts = self.page.text_by_id
+        for element in ("errorText", "errorCode"):
+            found = re.search(r"AADSTS\d+", texts.get(element, ""))
+            if found:
+                return found.group(0)
+        return None
+
 
 def walk_sign_in(
     http: requests.Session,
     response: requests.Response,
     *,
-    user: TestUser | None = None,
+    user: SignInUser | None = None,
     password: str | None = None,
     user_code: str | None = None,
     clock: ManualClock,
+    until: Callable[[PageParser], bool] | None = None,
     max_steps: int = 12,
 ) -> SignInResult:
     """Fill in and submit the sign-in pages the way a person would, starting from `response`, until a page
-    posts back to the app (form_post), or has no primary button (done, or an error page).
+    posts back to the app (form_post), shows an error, or has no primary button (done, or the error page).
 
     Each step posts the form that holds the pressed button to its `action`, with every hidden input, the
     fields a person types (device code, username, password, one-time code) and the button's name/value.
@@ -372,6 +399,9 @@ def walk_sign_in(
             target = urljoin(response.url, form.action)
             if form.method == "post" and urlsplit(target)[:2] != origin:
                 return SignInResult(response.url, response.text, form.hidden(), target)
+        if "errorText" in page.text_by_id or (until is not None and until(page)):
+            # A form page that refused what was typed (a person stops), or the page the caller wants.
+            return SignInResult(response.url, response.text, None, None)
         chosen = _press(page, user)
         if chosen is None:
             return SignInResult(response.url, response.text, None, None)
@@ -389,7 +419,7 @@ def walk_sign_in(
     raise AssertionError(f"the sign-in pages did not finish in {max_steps} steps; last page {response.url}")
 
 
-def _press(page: PageParser, user: TestUser | None) -> tuple[HtmlForm, dict[str, str]] | None:
+def _press(page: PageParser, user: SignInUser | None) -> tuple[HtmlForm, dict[str, str]] | None:
     """The button a person presses: their own tile on an account picker, else the primary button."""
     if user is not None:
         for form in page.forms:
@@ -406,7 +436,7 @@ def _press(page: PageParser, user: TestUser | None) -> tuple[HtmlForm, dict[str,
 def _fill(
     form: HtmlForm,
     *,
-    user: TestUser | None,
+    user: SignInUser | None,
     password: str | None,
     user_code: str | None,
     clock: ManualClock,
@@ -444,7 +474,7 @@ def identity_session(instance: Instance) -> requests.Session:
 def complete_device_login(
     instance: Instance,
     user_code: str,
-    user: TestUser,
+    user: SignInUser,
     *,
     password: str | None = None,
     clock: ManualClock | None = None,

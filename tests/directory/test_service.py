@@ -306,10 +306,10 @@ def test_admin_consent_is_recorded_once_and_merged(
     assert directory.grant_admin_consent(tenant, client, devops, ["user_impersonation"]) is False
     assert directory.grant_admin_consent(tenant, client, api, ["Files.Read"]) is True
     assert directory.grant_admin_consent(tenant, client, api, ["Files.Write", "Files.Read"]) is True
-    assert sorted(directory.list_admin_consents(tenant, client)) == [
-        (AZURE_DEVOPS.app_id, ["user_impersonation"]),
-        (api.app_id, ["Files.Read", "Files.Write"]),
-    ]
+    assert dict(directory.list_admin_consents(tenant, client)) == {
+        AZURE_DEVOPS.app_id: ["user_impersonation"],
+        api.app_id: ["Files.Read", "Files.Write"],
+    }
     grants = session.scalars(
         select(PermissionGrantRow).where(PermissionGrantRow.client_app_id == client.app_id)
     )

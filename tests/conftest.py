@@ -118,6 +118,10 @@ tenants:
         client_id: 2c4d6e8f-1a3b-4c5d-8e7f-9a0b1c2d3e4f
         public_client: true
         redirect_uris: ["http://localhost"]
+      - name: consent-demo
+        client_id: 8b7c6d5e-4f3a-4b2c-9d1e-0f9a8b7c6d5e
+        public_client: true
+        redirect_uris: ["http://localhost"]
       - name: ropc-tool
         client_id: 6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b
         public_client: true
@@ -148,6 +152,8 @@ NORTHWIND_BOT_SECRET = "northwind-secret-0123456789abcdefghijklmn"
 
 AZURE_CLI_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 SIGNIN_TOOL_ID = "2c4d6e8f-1a3b-4c5d-8e7f-9a0b1c2d3e4f"  # a public client that is not pre-consented
+# A public client that is not pre-consented; only the browser consent test uses it (consent is remembered).
+CONSENT_DEMO_ID = "8b7c6d5e-4f3a-4b2c-9d1e-0f9a8b7c6d5e"
 ROPC_TOOL_ID = "6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"  # a public client with admin consent for DevOps
 
 

@@ -31,6 +31,7 @@ class Realm:
     domain: str
     web_app_id: str
     web_app_secret: str
+    native_app_id: str  # a public client nobody consented to
     strict_tenant_id: str  # short refresh-token inactivity and sign-in frequency
 
 
@@ -45,6 +46,7 @@ def realm(entryway: Instance) -> Realm:
             directory.create_user(tenant, f"{name}@grants.test", PASSWORD, name.title(), mfa_required=mfa)
         web_app, _ = directory.create_application(tenant, "grants-web")
         secret = directory.add_client_secret(web_app)
+        native_app, _ = directory.create_application(tenant, "grants-native", public_client=True)
         devops = directory.find_enterprise_app(tenant, AZURE_DEVOPS.app_id)
         directory.grant_admin_consent(tenant, web_app, devops, ["user_impersonation"])
         strict = directory.create_tenant(
@@ -56,7 +58,7 @@ def realm(entryway: Instance) -> Realm:
         directory.create_user(strict, "lee@strict.test", PASSWORD, "Lee")
         assert secret.value is not None
         # Returning from inside the unit of work commits it.
-        return Realm(tenant.id, "grants.test", web_app.app_id, secret.value, strict.id)
+        return Realm(tenant.id, "grants.test", web_app.app_id, secret.value, native_app.app_id, strict.id)
 
 
 def token(instance: Instance, tenant: str, **form: str) -> requests.Response:
@@ -240,14 +242,7 @@ def test_user_of_another_tenant(entryway: Instance, realm: Realm) -> None:
 
 
 def test_client_without_consent_gets_consent_required(entryway: Instance, realm: Realm) -> None:
-    # signin-tool is a public client of contoso with no consent for Azure DevOps.
-    response = password_grant(
-        entryway,
-        "contoso.test",
-        "ada@contoso.test",
-        "Ada-Signs-In-0042",
-        client_id="2c4d6e8f-1a3b-4c5d-8e7f-9a0b1c2d3e4f",
-    )
+    response = password_grant(entryway, realm.tenant_id, "gil@grants.test", client_id=realm.native_app_id)
     expect_error(response, error="consent_required", code=65001)
 
 

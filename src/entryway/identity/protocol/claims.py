@@ -39,7 +39,21 @@ class AppOnlySubject:
     roles: tuple[str, ...]
 
 
-def app_only_access_token(
+def _registered_claims(
+    *, origin: str, tenant_id: str, audience: str, version: int, now: int, lifetime: int
+) -> dict[str, Any]:
+    """aud, iss, iat, nbf, exp: the same in every access token, in Entra's order."""
+    issued_at = now - ISSUED_AT_BACKDATE_SECONDS
+    return {
+        "aud": audience,
+        "iss": v1_issuer(origin, tenant_id) if version == 1 else v2_issuer(origin, tenant_id),
+        "iat": issued_at,
+        "nbf": issued_at,
+        "exp": now + lifetime,
+    }
+
+
+def access_token(
     *,
     origin: str,
     tenant_id: str,
@@ -47,19 +61,31 @@ def app_only_access_token(
     version: int,
     client_app_id: str,
     client_auth_method: str,
-    subject: AppOnlySubject,
+    subject: AppOnlySubject | UserSubject,
     now: int,
     lifetime: int,
 ) -> dict[str, Any]:
-    issued_at = now - ISSUED_AT_BACKDATE_SECONDS
-    claims: dict[str, Any] = {
-        "aud": audience,
-        "iss": v1_issuer(origin, tenant_id) if version == 1 else v2_issuer(origin, tenant_id),
-        "iat": issued_at,
-        "nbf": issued_at,
-        "exp": now + lifetime,
-        "aio": new_opaque_id(24),
-    }
+    """The claims of an access token about an application (app-only) or a user (delegated)."""
+    claims = _registered_claims(
+        origin=origin, tenant_id=tenant_id, audience=audience, version=version, now=now, lifetime=lifetime
+    )
+    if isinstance(subject, UserSubject):
+        _delegated_claims(claims, origin, tenant_id, version, client_app_id, client_auth_method, subject)
+    else:
+        _app_only_claims(claims, origin, tenant_id, version, client_app_id, client_auth_method, subject)
+    return claims
+
+
+def _app_only_claims(  # noqa: PLR0917 - one call site, the claim order reads best flat
+    claims: dict[str, Any],
+    origin: str,
+    tenant_id: str,
+    version: int,
+    client_app_id: str,
+    client_auth_method: str,
+    subject: AppOnlySubject,
+) -> None:
+    claims["aio"] = new_opaque_id(24)
     if version == 1:
         claims.update(
             appid=client_app_id, appidacr=client_auth_method, idp=v1_issuer(origin, tenant_id), idtyp="app"
@@ -75,7 +101,6 @@ def app_only_access_token(
         uti=new_opaque_id(16),
         ver="1.0" if version == 1 else "2.0",
     )
-    return claims
 
 
 @dataclass(frozen=True)
@@ -92,27 +117,16 @@ class UserSubject:
     client_address: str = ""
 
 
-def delegated_access_token(
-    *,
+def _delegated_claims(  # noqa: PLR0917 - one call site, the claim order reads best flat
+    claims: dict[str, Any],
     origin: str,
     tenant_id: str,
-    audience: str,
     version: int,
     client_app_id: str,
     client_auth_method: str,
     subject: UserSubject,
-    now: int,
-    lifetime: int,
-) -> dict[str, Any]:
+) -> None:
     """https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference (delegated)."""
-    issued_at = now - ISSUED_AT_BACKDATE_SECONDS
-    claims: dict[str, Any] = {
-        "aud": audience,
-        "iss": v1_issuer(origin, tenant_id) if version == 1 else v2_issuer(origin, tenant_id),
-        "iat": issued_at,
-        "nbf": issued_at,
-        "exp": now + lifetime,
-    }
     if version == 1:
         claims.update(acr="1", aio=new_opaque_id(24), amr=list(subject.amr), appid=client_app_id)
         claims.update(appidacr=client_auth_method)
@@ -128,7 +142,6 @@ def delegated_access_token(
         claims.update(preferred_username=subject.user_principal_name, rh=new_opaque_id(24))
         claims.update(scp=" ".join(subject.scopes), sub=subject.pairwise_sub, tid=tenant_id)
         claims.update(uti=new_opaque_id(16), ver="2.0")
-    return claims
 
 
 ID_TOKEN_LIFETIME_SECONDS = 3600

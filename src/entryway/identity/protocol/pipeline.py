@@ -16,10 +16,11 @@ from entryway.identity.protocol.claims import (
     CLIENT_AUTH_PUBLIC,
     AppOnlySubject,
     UserSubject,
-    app_only_access_token,
     client_info,
-    delegated_access_token,
     id_token,
+)
+from entryway.identity.protocol.claims import (
+    access_token as access_token_claims,
 )
 from entryway.identity.protocol.client_auth import (
     AuthenticatedClient,
@@ -181,30 +182,17 @@ class TokenEndpoint:
         outcome = grant.authorize(context)
         lifetime = tenant.access_token_lifetime_seconds
         subject = outcome.subject
-        if isinstance(subject, UserSubject):
-            claims = delegated_access_token(
-                origin=self._origin,
-                tenant_id=tenant.id,
-                audience=outcome.audience,
-                version=outcome.access_token_version,
-                client_app_id=client.app_id,
-                client_auth_method=authenticated.method,
-                subject=subject,
-                now=int(now),
-                lifetime=lifetime,
-            )
-        else:
-            claims = app_only_access_token(
-                origin=self._origin,
-                tenant_id=tenant.id,
-                audience=outcome.audience,
-                version=outcome.access_token_version,
-                client_app_id=client.app_id,
-                client_auth_method=authenticated.method,
-                subject=subject,
-                now=int(now),
-                lifetime=lifetime,
-            )
+        claims = access_token_claims(
+            origin=self._origin,
+            tenant_id=tenant.id,
+            audience=outcome.audience,
+            version=outcome.access_token_version,
+            client_app_id=client.app_id,
+            client_auth_method=authenticated.method,
+            subject=subject,
+            now=int(now),
+            lifetime=lifetime,
+        )
         access_token = self._signer.sign(claims)
         if request.endpoint_version == 1:
             # The v1 endpoint writes numbers as strings, except where clients need integers.

@@ -14,7 +14,6 @@ section 3.3.
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 import secrets
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import orjson
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -37,6 +35,7 @@ from starlette.routing import BaseRoute, Route
 
 from entryway.identity.directory.reads import SqlDirectory
 from entryway.identity.protocol import errors as catalogue
+from entryway.identity.protocol.claims import client_info
 from entryway.identity.protocol.errors import (
     ACCOUNT_LOCKED,
     AUTHORIZATION_DECLINED,
@@ -768,7 +767,7 @@ class SignInPages:
             auth_time=utc_from_timestamp(flow.auth_time or 0),
             amr=flow.amr,
         )
-        fields = [("code", code), ("client_info", _client_info(user))]
+        fields = [("code", code), ("client_info", client_info(user.object_id, user.tenant_id))]
         if req.state is not None:
             fields.append(("state", req.state))
         return self._respond(ex, req, fields)
@@ -1227,12 +1226,6 @@ def _non_negative_int(value: str | None) -> int | None:
 
 def _error_view(error: tuple[str, str] | None) -> dict[str, str] | None:
     return None if error is None else {"code": error[0], "message": error[1]}
-
-
-def _client_info(user: UserRow) -> str:
-    """`client_info`: base64url of `{"uid": oid, "utid": tid}`, as MSAL reads it."""
-    raw = orjson.dumps({"uid": user.object_id, "utid": user.tenant_id})
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
 def _totp_uri(secret: str, account: str, issuer: str) -> str:

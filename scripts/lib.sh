@@ -53,20 +53,25 @@ ensure_venv() {
 }
 
 # ensure_chromium: Debian's chromium for the browser tests (driven by Playwright through executable_path).
-# Installs it with apt-get when missing (as root); exports ENTRYWAY_CHROMIUM for the tests.
+# Installs it with apt-get when missing (as root); exports ENTRYWAY_CHROMIUM for the tests. A Chromium of
+# your own: set ENTRYWAY_CHROMIUM to its path.
 ensure_chromium() {
-  local chromium="${ENTRYWAY_CHROMIUM:-/usr/bin/chromium}"
-  if [ ! -x "$chromium" ]; then
+  if [ -n "${ENTRYWAY_CHROMIUM:-}" ]; then
+    if [ ! -x "$ENTRYWAY_CHROMIUM" ]; then
+      echo "ENTRYWAY_CHROMIUM=$ENTRYWAY_CHROMIUM is not an executable Chromium." >&2
+      return 1
+    fi
+  elif [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       echo "Installing Debian's chromium for the browser tests..." >&2
       apt-get update -qq >/dev/null
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
     else
-      echo "The browser tests need Chromium at $chromium: run 'apt-get install chromium' as root" >&2
-      echo "(or set ENTRYWAY_CHROMIUM to another Chromium binary) and try again." >&2
+      echo "The browser tests need Chromium: run 'apt-get install chromium' as root (Debian), or set" >&2
+      echo "ENTRYWAY_CHROMIUM to the path of a Chromium, and try again." >&2
       return 1
     fi
   fi
-  export ENTRYWAY_CHROMIUM="$chromium"
+  export ENTRYWAY_CHROMIUM="${ENTRYWAY_CHROMIUM:-/usr/bin/chromium}"
   export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 }

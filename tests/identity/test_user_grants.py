@@ -182,6 +182,27 @@ def test_only_openid_scopes_give_a_token_for_the_client_itself(entryway: Instanc
     assert access["scp"] == "openid profile"
 
 
+def test_password_grant_on_the_v1_endpoint_names_a_resource(entryway: Instance, realm: Realm) -> None:
+    response = requests.post(
+        f"{entryway.identity}/{realm.tenant_id}/oauth2/token",
+        data={
+            "grant_type": "password",
+            "client_id": AZURE_CLI.app_id,
+            "username": "gil@grants.test",
+            "password": PASSWORD,
+            "resource": AZURE_DEVOPS.app_id,
+        },
+        verify=entryway.ca_bundle,
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["resource"] == AZURE_DEVOPS.app_id
+    assert isinstance(body["expires_on"], str)
+    assert claims_of(body["access_token"])["scp"] == "user_impersonation"
+    assert "id_token" in body
+
+
 def test_password_grant_without_offline_access_or_openid_gives_neither(
     entryway: Instance, realm: Realm
 ) -> None:

@@ -30,6 +30,13 @@ _REFUSALS = {
 }
 
 
+def _scope(request: TokenRequest) -> str:
+    """v2 asks with `scope`; v1 (ADAL) names a `resource`, for which Entra also returns an ID token."""
+    if request.endpoint_version == 1 and request.get("scope") is None:
+        return f"{request.require('resource')}/.default openid"
+    return request.require("scope")
+
+
 class PasswordGrant:
     grant_type: ClassVar[str] = "password"
     missing_credential: ClassVar[Aadsts] = CLIENT_CREDENTIAL_MISSING
@@ -46,7 +53,7 @@ class PasswordGrant:
         request = ctx.request
         username = request.require("username")
         password = request.require("password")
-        scope = request.require("scope")
+        scope = _scope(request)
         user = ctx.directory.find_user_by_upn(username)
         if user is None or user.tenant_id != ctx.tenant.id:
             raise OAuthError(USER_NOT_FOUND, user=username, directory=ctx.tenant.display_name)

@@ -256,36 +256,29 @@ class Ledger:
     def approve_device_authorization(
         self, user_code: str, *, tenant_id: str, user_id: str, auth_time: datetime, amr: Sequence[str]
     ) -> bool:
-        row = self._pending_by_user_code(user_code)
-        if row is None:
-            return False
-        return (
-            self._execute(
-                update(DeviceCodeRow)
-                .where(DeviceCodeRow.digest == row.digest, DeviceCodeRow.status == "pending")
-                .values(
-                    status="approved",
-                    tenant_id=tenant_id,
-                    user_id=user_id,
-                    auth_time=auth_time,
-                    amr=list(amr),
-                )
-            )
-            == 1
+        return self._settle_device_authorization(
+            user_code,
+            status="approved",
+            tenant_id=tenant_id,
+            user_id=user_id,
+            auth_time=auth_time,
+            amr=list(amr),
         )
 
     def decline_device_authorization(self, user_code: str) -> bool:
+        return self._settle_device_authorization(user_code, status="declined")
+
+    def _settle_device_authorization(self, user_code: str, **values: Any) -> bool:
+        """Move a pending device sign-in to its outcome, once: a second answer finds nothing pending."""
         row = self._pending_by_user_code(user_code)
         if row is None:
             return False
-        return (
-            self._execute(
-                update(DeviceCodeRow)
-                .where(DeviceCodeRow.digest == row.digest, DeviceCodeRow.status == "pending")
-                .values(status="declined")
-            )
-            == 1
+        settled = self._execute(
+            update(DeviceCodeRow)
+            .where(DeviceCodeRow.digest == row.digest, DeviceCodeRow.status == "pending")
+            .values(**values)
         )
+        return settled == 1
 
     def _find_device_code(self, device_code: str, client_id: str | None) -> DeviceCodeRow:
         row = None

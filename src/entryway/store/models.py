@@ -76,6 +76,8 @@ class ApplicationRow(Base):
     public_client: Mapped[bool] = mapped_column(Boolean, default=False)
     # Redirect URIs of every platform (web, public client / native, SPA), compared exactly.
     redirect_uris: Mapped[list[str]] = mapped_column(default=list)
+    # The hidden application behind a managed identity's service principal (Entra shows no registration).
+    managed_identity: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
 
 
@@ -102,6 +104,77 @@ class ClientSecretRow(Base):
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class CertificateRow(Base):
+    """A public certificate on an app registration (keyCredential): client assertions signed with its key
+    authenticate the app. Found by thumbprint, as the assertion's `x5t` / `x5t#S256` header names it."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (UniqueConstraint("application_object_id", "thumbprint_sha1"),)
+
+    key_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_object_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.object_id", ondelete="CASCADE"), index=True
+    )
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    thumbprint_sha1: Mapped[str] = mapped_column(String(40))  # upper-case hex, as Entra shows it
+    thumbprint_sha256: Mapped[str] = mapped_column(String(64))  # lower-case hex
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class ManagedIdentityRow(Base):
+    """A managed identity: a service principal (object id shared) whose credentials the platform holds.
+    System-assigned ones belong to one host resource; user-assigned ones stand alone and may be attached to
+    many. `on_host`: this Entryway's own host carries it (its IMDS and App Service endpoints issue for it)."""
+
+    __tablename__ = "managed_identities"
+
+    object_id: Mapped[str] = mapped_column(
+        ForeignKey("service_principals.object_id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[str] = mapped_column(String(36), unique=True)  # the client id
+    kind: Mapped[str] = mapped_column(String(16))  # system | user
+    name: Mapped[str] = mapped_column(String(128))
+    # The Azure resource id (msi_res_id / mi_res_id), lower-case, e.g.
+    # /subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.managedidentity/userassignedidentities/{name}
+    resource_id: Mapped[str] = mapped_column(String(512), unique=True)
+    on_host: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class FederatedCredentialRow(Base):
+    """A federated identity credential: tokens of an external issuer, for a subject (or matching a claims
+    expression), authenticate the app registration or user-assigned managed identity that owns it."""
+
+    __tablename__ = "federated_identity_credentials"
+    __table_args__ = (UniqueConstraint("owner_app_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # The client id of the owner: an app registration's app id or a managed identity's client id.
+    owner_app_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.app_id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120))
+    issuer: Mapped[str] = mapped_column(String(600))
+    subject: Mapped[str | None] = mapped_column(String(600))  # case-sensitive
+    claims_matching_expression: Mapped[str | None] = mapped_column(String(2048))
+    audiences: Mapped[list[str]] = mapped_column(default=list)
+    description: Mapped[str] = mapped_column(String(600), default="")
+    created_at: Mapped[datetime]
+
+
+class UsedAssertionRow(Base):
+    """A client assertion's `jti`, kept until the assertion expires, so it is accepted once."""
+
+    __tablename__ = "used_assertions"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # of (client id, issuer, jti)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class ServicePrincipalRow(Base):

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Row, bindparam, select
 
-from entryway.identity.protocol.model import Client, ClientSecret, Resource, Tenant, User
+from entryway.identity.protocol.model import (
+    Certificate,
+    Client,
+    ClientSecret,
+    FederatedCredential,
+    Resource,
+    Tenant,
+    User,
+)
 from entryway.kit.clock import as_utc
 from entryway.kit.ids import parse_guid
 from entryway.store.models import (
     ApplicationRow,
     AppRoleAssignmentRow,
+    CertificateRow,
     ClientSecretRow,
+    FederatedCredentialRow,
     IdentifierUriRow,
     ServicePrincipalRow,
     TenantDomainRow,
@@ -86,6 +96,26 @@ _APP_ROLES_GRANTED = (
 
 _APPLICATION_EXISTS = select(ApplicationRow.app_id).where(ApplicationRow.app_id == bindparam("app_id"))
 
+_CERTIFICATES = (
+    select(
+        CertificateRow.key_id,
+        CertificateRow.thumbprint_sha1,
+        CertificateRow.thumbprint_sha256,
+        CertificateRow.certificate_der,
+        CertificateRow.not_before,
+        CertificateRow.not_after,
+    )
+    .join(ApplicationRow, ApplicationRow.object_id == CertificateRow.application_object_id)
+    .where(ApplicationRow.app_id == bindparam("app_id"))
+)
+_FEDERATED_CREDENTIALS = select(
+    FederatedCredentialRow.name,
+    FederatedCredentialRow.issuer,
+    FederatedCredentialRow.subject,
+    FederatedCredentialRow.claims_matching_expression,
+    FederatedCredentialRow.audiences,
+).where(FederatedCredentialRow.owner_app_id == bindparam("app_id"))
+
 _USER = select(
     UserRow.object_id,
     UserRow.tenant_id,
@@ -153,6 +183,14 @@ class SqlDirectory:
     def find_user_by_upn(self, upn: str) -> User | None:
         row = self._connection.execute(_USER_BY_UPN, {"upn": upn.strip().lower()}).first()
         return None if row is None else _user(row)
+
+    def find_certificates(self, app_id: str) -> tuple[Certificate, ...]:
+        rows = self._connection.execute(_CERTIFICATES, {"app_id": app_id}).all()
+        return tuple(Certificate(r[0], r[1], r[2], r[3], as_utc(r[4]), as_utc(r[5])) for r in rows)
+
+    def find_federated_credentials(self, app_id: str) -> tuple[FederatedCredential, ...]:
+        rows = self._connection.execute(_FEDERATED_CREDENTIALS, {"app_id": app_id}).all()
+        return tuple(FederatedCredential(r[0], r[1], r[2], r[3], tuple(r[4] or ())) for r in rows)
 
 
 def _user(row: Row[str, str, str, str, bool, bool | None, bool]) -> User:

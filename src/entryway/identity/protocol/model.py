@@ -49,6 +49,29 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Certificate:
+    """A public certificate on an app registration (keyCredential)."""
+
+    key_id: str
+    thumbprint_sha1: str  # upper-case hex
+    thumbprint_sha256: str  # lower-case hex
+    certificate_der: bytes
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """A federated identity credential of an app registration or a user-assigned managed identity."""
+
+    name: str
+    issuer: str
+    subject: str | None  # case-sensitive; None when a claims-matching expression is used instead
+    claims_matching_expression: str | None
+    audiences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class User:
     object_id: str
     tenant_id: str
@@ -80,3 +103,11 @@ class DirectoryPort(Protocol):
     def find_user(self, tenant_id: str, object_id: str) -> User | None: ...
 
     def find_user_by_upn(self, upn: str) -> User | None: ...
+
+    def find_certificates(self, app_id: str) -> tuple[Certificate, ...]:
+        """Every certificate of the app registration whose client id is `app_id`."""
+        ...
+
+    def find_federated_credentials(self, app_id: str) -> tuple[FederatedCredential, ...]:
+        """Every federated credential of the app or managed identity whose client id is `app_id`."""
+        ...

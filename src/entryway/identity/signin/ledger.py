@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, Update, select, update
+from sqlalchemy import CursorResult, Update, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from entryway.identity.protocol.errors import (
@@ -51,6 +52,7 @@ from entryway.store.models import (
     PermissionGrantRow,
     RefreshTokenFamilyRow,
     RefreshTokenRow,
+    UsedAssertionRow,
 )
 
 # Entra's authorization codes live about ten minutes; device codes fifteen, polled every five seconds.
@@ -439,6 +441,25 @@ class Ledger:
             .where(RefreshTokenFamilyRow.user_id == user_id, RefreshTokenFamilyRow.revoked_at.is_(None))
             .values(revoked_at=self._clock.now(), revoked_reason="revoked by administrator")
         )
+
+    # --- client assertions ------------------------------------------------------------------------
+
+    def mark_assertion_used(self, *, client_id: str, issuer: str, jti: str, expires_at: datetime) -> bool:
+        """Record an assertion's `jti` until it expires; False when it was already used (a replay).
+
+        The key is a digest of client, issuer and jti, so a forged jti cannot collide with another client's.
+        Expired records are dropped on the way: an assertion past `exp` is refused anyway."""
+        now = self._clock.now()
+        self._session.execute(delete(UsedAssertionRow).where(UsedAssertionRow.expires_at < now))
+        digest = self._digester.digest(f"assertion|{client_id}|{issuer}|{jti}")
+        if self._session.get(UsedAssertionRow, digest) is not None:
+            return False
+        try:
+            with self._session.begin_nested():  # a savepoint: losing the race leaves the transaction usable
+                self._session.add(UsedAssertionRow(digest=digest, expires_at=expires_at))
+        except IntegrityError:  # a concurrent use of the same assertion won
+            return False
+        return True
 
     # --- passwords (ROPC) ------------------------------------------------------------------------
 

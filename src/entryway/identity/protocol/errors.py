@@ -300,6 +300,30 @@ BAD_VERIFICATION_CODE = Aadsts(
 )
 
 
+# On-behalf-of (the user's token presented as `assertion`)
+OBO_SIGNATURE_INVALID = Aadsts(50013, "invalid_grant", 400, "Assertion failed signature validation.")
+OBO_AUDIENCE_MISMATCH = Aadsts(
+    50013,
+    "invalid_grant",
+    400,
+    "Assertion audience does not match the Client app presenting the assertion. The audience in the assertion "
+    "was '{audience}' and the expected audience is '{expected}' or one of the Application Ids of the Client app.",
+)
+OBO_NOT_A_USER = Aadsts(
+    50013,
+    "invalid_grant",
+    400,
+    "Assertion contains no user: the on-behalf-of flow needs a user's access token.",
+)
+OBO_ASSERTION_EXPIRED = Aadsts(
+    500133,
+    "invalid_grant",
+    400,
+    "Assertion is not within its valid time range. Ensure that the access token is not expired before using it "
+    "for user assertion, or request a new token. Current time: {now}, expiry time of assertion {exp}.",
+)
+
+
 class OAuthError(Exception):
     """An error the token service answers with. `detail` is for the log only."""
 

@@ -86,6 +86,8 @@ class Grant(Protocol):
     missing_credential: ClassVar[Aadsts]
     # User grants may be redeemed by public clients, without a credential.
     allows_public_clients: ClassVar[bool]
+    # Tokens about a user: the grant reads and writes sign-in state (codes, refresh tokens).
+    issues_user_tokens: ClassVar[bool]
 
     def tenant_hint(
         self, request: TokenRequest, sign_ins: SignInPort | None, directory: DirectoryPort
@@ -140,7 +142,7 @@ class TokenEndpoint:
 
     def is_user_grant(self, grant_type: str | None) -> bool:
         grant = self._grants.get(grant_type or "")
-        return grant is not None and grant.allows_public_clients
+        return grant is not None and grant.issues_user_tokens
 
     def handle(
         self, request: TokenRequest, directory: DirectoryPort, sign_ins: SignInPort | None = None

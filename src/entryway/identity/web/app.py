@@ -18,6 +18,7 @@ from entryway.identity.protocol.errors import (
 from entryway.identity.protocol.grants.authorization_code import AuthorizationCodeGrant
 from entryway.identity.protocol.grants.client_credentials import ClientCredentialsGrant
 from entryway.identity.protocol.grants.device_code import DeviceCodeGrant
+from entryway.identity.protocol.grants.on_behalf_of import OnBehalfOfGrant
 from entryway.identity.protocol.grants.password import PasswordGrant
 from entryway.identity.protocol.grants.refresh_token import RefreshTokenGrant
 from entryway.identity.protocol.pipeline import TENANT_INDEPENDENT, TokenEndpoint, resolve_tenant
@@ -27,7 +28,7 @@ from entryway.identity.web import discovery
 from entryway.identity.web.context import NO_STORE, Edge, IdentityContext, log
 from entryway.identity.web.device_flow import device_flow_routes
 from entryway.identity.web.signin import signin_routes
-from entryway.keys.signer import KeyringSigner
+from entryway.keys.signer import KeyringSigner, KeyringVerifier
 from entryway.kit.web import BodyTooLarge, JsonResponse, client_address, read_body
 
 __all__ = ["IdentityContext", "create_identity_app"]
@@ -42,6 +43,7 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
             DeviceCodeGrant(),
             RefreshTokenGrant(),
             PasswordGrant(),
+            OnBehalfOfGrant(origin=ctx.origin, verifier=KeyringVerifier(ctx.keyring)),
         ],
         signer=KeyringSigner(ctx.keyring),
         digester=ctx.digester,

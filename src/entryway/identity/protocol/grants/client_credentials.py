@@ -27,6 +27,7 @@ class ClientCredentialsGrant:
     grant_type: ClassVar[str] = "client_credentials"
     missing_credential: ClassVar[Aadsts] = CLIENT_CREDENTIAL_MISSING_CLIENT_CREDENTIALS
     allows_public_clients: ClassVar[bool] = False
+    issues_user_tokens: ClassVar[bool] = False
 
     def tenant_hint(
         self, request: TokenRequest, sign_ins: SignInPort | None, directory: DirectoryPort

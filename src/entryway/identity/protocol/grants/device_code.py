@@ -24,6 +24,7 @@ class DeviceCodeGrant:
     grant_type: ClassVar[str] = GRANT_TYPE
     missing_credential: ClassVar[Aadsts] = CLIENT_CREDENTIAL_MISSING
     allows_public_clients: ClassVar[bool] = True
+    issues_user_tokens: ClassVar[bool] = True
 
     def tenant_hint(
         self, request: TokenRequest, sign_ins: SignInPort | None, directory: DirectoryPort

@@ -409,6 +409,7 @@ def test_a_scope_the_named_tenant_cannot_grant_is_refused_before_any_page(entryw
         ("api://nothing-here/.default openid", "invalid_resource", "500011"),
         ("499b84ac-1321-427f-aa17-267ca6975798/vso.nothing", "invalid_scope", "70011"),
         (f"{DEVOPS_SCOPE} api://other/.default", "invalid_scope", "28000"),
+        ("User.Read openid", "invalid_scope", "70011"),  # a Graph scope: no resource here
     ):
         response = authorize(http, entryway, tenant="contoso.test", response_mode="query", scope=scope)
         assert response.status_code == 302, scope

@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Route
 from entryway.identity.directory.reads import SqlDirectory
 from entryway.identity.protocol import errors as catalogue
 from entryway.identity.protocol.claims import client_info
+from entryway.identity.protocol.delegation import parse_user_scope
 from entryway.identity.protocol.errors import (
     ACCOUNT_LOCKED,
     AUTHORIZATION_DECLINED,
@@ -54,7 +55,6 @@ from entryway.identity.protocol.errors import (
     PKCE_REQUIRED,
     REDIRECT_URI_MISMATCH,
     RESOURCE_NOT_FOUND,
-    SCOPE_MULTIPLE_RESOURCES,
     TENANT_NOT_FOUND,
     UNSUPPORTED_RESPONSE_MODE,
     UNSUPPORTED_RESPONSE_TYPE,
@@ -68,7 +68,7 @@ from entryway.identity.protocol.errors import (
 from entryway.identity.protocol.model import Resource
 from entryway.identity.protocol.pipeline import TENANT_INDEPENDENT, validate_tenant_ref
 from entryway.identity.protocol.requests import UnreadableBody, parse_form
-from entryway.identity.protocol.scopes import RESERVED_SCOPES, resource_of, split_scope
+from entryway.identity.protocol.scopes import split_scope
 from entryway.identity.protocol.sign_ins import PasswordCheck
 from entryway.identity.signin.accounts import Accounts, ClientApp, redirect_uri_matches
 from entryway.identity.signin.ledger import Ledger
@@ -783,12 +783,12 @@ class SignInPages:
         """The one resource a scope names in the tenant and the delegated scopes asked of it (`.default`:
         all it defines); None when only OpenID Connect scopes are asked."""
         try:
-            named = _resource_scope_of(scope)
-        except _ScopeError as error:
-            raise on_error(SCOPE_MULTIPLE_RESOURCES, str(error), {"scope": scope}) from error
-        if named is None:
+            asked = parse_user_scope(scope)
+        except OAuthError as error:
+            raise on_error(error.kind, error.detail, {"scope": scope}) from error
+        if asked.resource is None:
             return None
-        identifier, values = named
+        identifier, values = asked.resource, asked.values
         resource = SqlDirectory(session.connection()).find_resource(tenant_id, identifier)
         if resource is None:
             tenant = session.get(TenantRow, tenant_id)
@@ -797,7 +797,7 @@ class SignInPages:
                 f"resource {identifier}",
                 {"resource": identifier, "directory": tenant.display_name if tenant else tenant_id},
             )
-        if values in {(".default",), ("",)}:
+        if values == (".default",):
             return resource, resource.delegated_scopes
         unknown = [v for v in values if v not in resource.delegated_scopes]
         if unknown:
@@ -1170,32 +1170,12 @@ class ConsentNeed:
     missing: bool
 
 
-class _ScopeError(ValueError):
-    pass
-
-
-def _resource_scope_of(scope: str) -> tuple[str, tuple[str, ...]] | None:
-    """The one resource a scope string names and the values asked of it; None when it names only OpenID
-    Connect scopes. More than one resource is AADSTS28000."""
-    named: dict[str, list[str]] = {}
-    for item in split_scope(scope):
-        if item.lower() in RESERVED_SCOPES:
-            continue
-        resource, value = resource_of(item)
-        named.setdefault(resource.lower(), []).append(value)
-    if len(named) > 1:
-        raise _ScopeError(f"{len(named)} resources")
-    if not named:
-        return None
-    ((resource, values),) = named.items()
-    return resource, tuple(values)
-
-
 def _resource_scope(req: AuthorizeRequest) -> None:
+    """One resource at most, and no scope that names none (the token endpoint's rules, checked early)."""
     try:
-        _resource_scope_of(req.scope)
-    except _ScopeError as error:
-        raise RedirectError(req, SCOPE_MULTIPLE_RESOURCES, str(error), scope=req.scope) from error
+        parse_user_scope(req.scope)
+    except OAuthError as error:
+        raise RedirectError(req, error.kind, error.detail, scope=req.scope) from error
 
 
 def _code_challenge(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from entryway.store.models import (
     ApplicationRow,
     AppRoleAssignmentRow,
+    CertificateRow,
     ClientSecretRow,
+    FederatedCredentialRow,
     IdentifierUriRow,
+    ManagedIdentityRow,
     PermissionGrantRow,
     ServicePrincipalRow,
     TenantDomainRow,
@@ -60,17 +63,21 @@ class DirectoryRepository:
         return None if row is None else self._session.get(ApplicationRow, row.application_object_id)
 
     def find_application_by_name(self, tenant_id: str, display_name: str) -> ApplicationRow | None:
+        """An app registration by name; the hidden applications of managed identities are not found."""
         return self._session.scalars(
             select(ApplicationRow).where(
-                ApplicationRow.tenant_id == tenant_id, ApplicationRow.display_name == display_name
+                ApplicationRow.tenant_id == tenant_id,
+                ApplicationRow.display_name == display_name,
+                ApplicationRow.managed_identity.is_(False),
             )
         ).first()
 
     def list_applications(self, tenant_id: str) -> list[ApplicationRow]:
+        """The tenant's app registrations, without the hidden applications of managed identities."""
         return list(
             self._session.scalars(
                 select(ApplicationRow)
-                .where(ApplicationRow.tenant_id == tenant_id)
+                .where(ApplicationRow.tenant_id == tenant_id, ApplicationRow.managed_identity.is_(False))
                 .order_by(ApplicationRow.created_at)
             )
         )
@@ -105,6 +112,73 @@ class DirectoryRepository:
             )
         )
         return bool(getattr(result, "rowcount", 0))
+
+    # certificates
+    def list_certificates(self, application_object_id: str) -> list[CertificateRow]:
+        return list(
+            self._session.scalars(
+                select(CertificateRow)
+                .where(CertificateRow.application_object_id == application_object_id)
+                .order_by(CertificateRow.created_at)
+            )
+        )
+
+    def delete_certificate(self, key_id: str) -> None:
+        self._session.execute(delete(CertificateRow).where(CertificateRow.key_id == key_id))
+
+    # federated identity credentials
+    def list_federated_credentials(self, owner_app_id: str) -> list[FederatedCredentialRow]:
+        return list(
+            self._session.scalars(
+                select(FederatedCredentialRow)
+                .where(FederatedCredentialRow.owner_app_id == owner_app_id)
+                .order_by(FederatedCredentialRow.created_at)
+            )
+        )
+
+    def delete_federated_credential(self, credential_id: str) -> None:
+        self._session.execute(
+            delete(FederatedCredentialRow).where(FederatedCredentialRow.id == credential_id)
+        )
+
+    # managed identities
+    def find_managed_identity(self, object_id: str) -> ManagedIdentityRow | None:
+        return self._session.get(ManagedIdentityRow, object_id)
+
+    def find_managed_identity_by_app_id(self, app_id: str) -> ManagedIdentityRow | None:
+        return self._session.scalars(
+            select(ManagedIdentityRow).where(ManagedIdentityRow.app_id == app_id)
+        ).first()
+
+    def find_managed_identity_by_resource_id(self, resource_id: str) -> ManagedIdentityRow | None:
+        return self._session.scalars(
+            select(ManagedIdentityRow).where(ManagedIdentityRow.resource_id == resource_id.lower())
+        ).first()
+
+    def find_managed_identity_by_name(self, tenant_id: str, name: str) -> ManagedIdentityRow | None:
+        return self._session.scalars(
+            select(ManagedIdentityRow).where(
+                ManagedIdentityRow.tenant_id == tenant_id,
+                func.lower(ManagedIdentityRow.name) == name.lower(),
+            )
+        ).first()
+
+    def list_managed_identities(self, tenant_id: str | None = None) -> list[ManagedIdentityRow]:
+        query = select(ManagedIdentityRow).order_by(ManagedIdentityRow.created_at)
+        if tenant_id is not None:
+            query = query.where(ManagedIdentityRow.tenant_id == tenant_id)
+        return list(self._session.scalars(query))
+
+    def delete_managed_identity(self, mi: ManagedIdentityRow) -> None:
+        self._session.delete(mi)
+        self._session.flush()
+
+    def find_system_identity_on_host(self) -> ManagedIdentityRow | None:
+        return self._session.scalars(
+            select(ManagedIdentityRow).where(
+                ManagedIdentityRow.kind == "system", ManagedIdentityRow.on_host.is_(True)
+            )
+        ).first()
 
     def delete_application(self, object_id: str) -> None:
         self._session.execute(delete(ApplicationRow).where(ApplicationRow.object_id == object_id))

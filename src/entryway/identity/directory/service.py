@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
 from entryway.identity.directory.first_party import FIRST_PARTY_APPS, FirstPartyApp
@@ -21,8 +25,11 @@ from entryway.kit.secrets import CLIENT_SECRET, SecretDigester
 from entryway.store.models import (
     ApplicationRow,
     AppRoleAssignmentRow,
+    CertificateRow,
     ClientSecretRow,
+    FederatedCredentialRow,
     IdentifierUriRow,
+    ManagedIdentityRow,
     PermissionGrantRow,
     ServicePrincipalRow,
     TenantDomainRow,
@@ -48,6 +55,32 @@ _UNSAFE_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "about", 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _UPN = re.compile(r"^[A-Za-z0-9._'+-]{1,64}@(?P<domain>[^@]+)$")
+
+# Certificates (keyCredentials). msal, and so every azure-identity credential, signs client assertions with
+# RSA only (RS256, PS256), and Entra takes RSA keys of at least 2048 bits: an EC certificate could never sign
+# a client in, so it is refused at upload rather than failing at every sign-in.
+MIN_RSA_KEY_BITS = 2048
+
+# Managed identities. Azure: user-assigned identity names are 3-128 characters, letters, digits, hyphens and
+# underscores, starting with a letter or digit. Entryway has no Azure subscription: the default resource ids
+# use the tenant id as the subscription id (so they are unique across tenants) and this resource group.
+MANAGED_IDENTITY_KINDS = ("system", "user")
+MANAGED_IDENTITY_RESOURCE_GROUP = "entryway"
+_MANAGED_IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$")
+_RESOURCE_ID = re.compile(
+    r"^/subscriptions/[a-z0-9-]+/resourcegroups/[a-z0-9._()-]+/providers/[a-z0-9.]+(/[a-z0-9._-]+/[a-z0-9._-]+)+$"
+)
+_USER_ASSIGNED_TYPE = "/providers/microsoft.managedidentity/userassignedidentities/"
+MAX_RESOURCE_ID_LENGTH = 512
+
+# Federated identity credentials, as Microsoft Graph validates them (federatedIdentityCredential): a name of
+# 3-120 characters, letters, digits, hyphens and underscores, starting with a letter or digit, unique per
+# owner; issuer, subject and the one audience at most 600 characters; at most 20 per owner.
+DEFAULT_FIC_AUDIENCE = "api://AzureADTokenExchange"
+MAX_FEDERATED_CREDENTIALS = 20
+MAX_FIC_VALUE_LENGTH = 600
+MAX_CLAIMS_EXPRESSION_LENGTH = 2048
+_FIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$")
 
 
 class DirectoryError(ValueError):
@@ -267,7 +300,8 @@ class DirectoryService:
         app = (
             self._repo.find_application(guid) if guid else self._repo.find_application_by_name(tenant.id, ref)
         )
-        if app is None or app.tenant_id != tenant.id:
+        # A managed identity's hidden application is no app registration (Entra shows none).
+        if app is None or app.tenant_id != tenant.id or app.managed_identity:
             raise DirectoryError(f"application '{ref}' not found in tenant {tenant.id}")
         return app
 
@@ -387,6 +421,296 @@ class DirectoryService:
     def remove_client_secret(self, app: ApplicationRow, key_id: str) -> None:
         if not self._repo.delete_secret(app.object_id, key_id):
             raise DirectoryError(f"application {app.app_id} has no secret with key id {key_id}")
+
+    # certificates (keyCredentials)
+    def add_certificate(
+        self,
+        app: ApplicationRow,
+        data: bytes,
+        *,
+        display_name: str = "",
+        end_date: datetime | None = None,
+    ) -> CertificateRow:
+        """Add a public certificate (PEM or DER X.509) to an app registration: client assertions signed with
+        its key then authenticate the app. `end_date` (Entra's endDateTime) ends its use before the
+        certificate itself expires. Only RSA keys of at least 2048 bits (see MIN_RSA_KEY_BITS)."""
+        self._check_registration(app, "a certificate")
+        cert = parse_certificate(data)
+        now = self._clock.now()
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+        if not_after <= now:
+            raise DirectoryError(f"the certificate expired on {not_after:%Y-%m-%d %H:%M:%S} UTC")
+        if end_date is not None:
+            end = end_date if end_date.tzinfo else end_date.replace(tzinfo=now.tzinfo)
+            if end <= now or end <= not_before:
+                raise DirectoryError("a certificate's end date must be in the future")
+            if end > not_after:
+                raise DirectoryError(
+                    f"a certificate's end date may not be after the certificate expires "
+                    f"({not_after:%Y-%m-%d %H:%M:%S} UTC)"
+                )
+            not_after = end
+        # SHA-1 only names the certificate (the `x5t` header msal sends), as Entra shows it; nothing relies on
+        # it being collision-resistant: the assertion's signature is checked against the stored certificate.
+        sha1 = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+        if any(c.thumbprint_sha1 == sha1 for c in self._repo.list_certificates(app.object_id)):
+            raise DirectoryError(
+                f"application {app.app_id} already has the certificate with thumbprint {sha1}"
+            )
+        row = CertificateRow(
+            key_id=new_guid(),
+            application_object_id=app.object_id,
+            display_name=(display_name.strip() or cert.subject.rfc4514_string())[:256],
+            thumbprint_sha1=sha1,
+            thumbprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+            certificate_der=cert.public_bytes(Encoding.DER),
+            not_before=not_before,
+            not_after=not_after,
+            created_at=now,
+        )
+        self._repo.add(row)
+        self._repo.flush()
+        return row
+
+    def list_certificates(self, app: ApplicationRow) -> list[CertificateRow]:
+        return self._repo.list_certificates(app.object_id)
+
+    def find_certificate(self, app: ApplicationRow, ref: str) -> CertificateRow:
+        """`ref`: the key id, or the SHA-1 or SHA-256 thumbprint in hex (any case, colons allowed)."""
+        key_id = parse_guid(ref.strip())
+        hex_ref = re.sub(r"[\s:]", "", ref).lower()
+        for cert in self._repo.list_certificates(app.object_id):
+            if cert.key_id == key_id or hex_ref in (cert.thumbprint_sha1.lower(), cert.thumbprint_sha256):
+                return cert
+        raise DirectoryError(f"application {app.app_id} has no certificate '{ref}'")
+
+    def remove_certificate(self, app: ApplicationRow, ref: str) -> CertificateRow:
+        """Remove a certificate by key id or thumbprint; assertions it signs stop working at once."""
+        cert = self.find_certificate(app, ref)
+        self._repo.delete_certificate(cert.key_id)
+        self._repo.flush()
+        return cert
+
+    def _check_registration(self, app: ApplicationRow, what: str) -> None:
+        self._check_own(app)
+        if app.managed_identity:
+            raise DirectoryError(f"{app.display_name} is a managed identity; it cannot have {what}")
+
+    # managed identities
+    def create_managed_identity(
+        self,
+        tenant: TenantRow,
+        name: str,
+        *,
+        kind: str,
+        resource_id: str | None = None,
+        on_host: bool = False,
+    ) -> ManagedIdentityRow:
+        """A managed identity: a hidden application (Entra shows no registration for it), its service
+        principal in the tenant, and the identity, whose object id is the service principal's. System-assigned
+        identities stand for one host resource (by default a virtual machine of that name); user-assigned ones
+        stand alone. `on_host`: Entryway's own managed identity endpoints issue tokens for it."""
+        if kind not in MANAGED_IDENTITY_KINDS:
+            raise DirectoryError(f"a managed identity's kind is 'system' or 'user', not '{kind}'")
+        if not _MANAGED_IDENTITY_NAME.match(name):
+            raise DirectoryError(
+                f"'{name}' is not a valid managed identity name (3 to 128 letters, digits, hyphens and "
+                "underscores, starting with a letter or digit)"
+            )
+        if self._repo.find_managed_identity_by_name(tenant.id, name) is not None:
+            raise DirectoryError(f"tenant {tenant.id} already has a managed identity named '{name}'")
+        rid = (
+            default_resource_id(tenant.id, kind, name)
+            if resource_id is None
+            else check_resource_id(resource_id, kind)
+        )
+        if self._repo.find_managed_identity_by_resource_id(rid) is not None:
+            raise DirectoryError(f"resource id '{rid}' already belongs to a managed identity")
+        if on_host and kind == "system":
+            self._check_no_system_identity_on_host(None)
+        now = self._clock.now()
+        hidden = ApplicationRow(
+            object_id=new_guid(),
+            app_id=new_guid(),
+            tenant_id=tenant.id,
+            display_name=name,
+            delegated_scopes=[],
+            app_roles=[],
+            access_token_version=1,
+            public_client=False,
+            redirect_uris=[],
+            managed_identity=True,
+            created_at=now,
+        )
+        self._repo.add(hidden)
+        self._repo.flush()
+        sp = self._add_service_principal(tenant.id, hidden.app_id, name)
+        self._repo.flush()
+        mi = ManagedIdentityRow(
+            object_id=sp.object_id,
+            tenant_id=tenant.id,
+            app_id=hidden.app_id,
+            kind=kind,
+            name=name,
+            resource_id=rid,
+            on_host=on_host,
+            created_at=now,
+        )
+        self._repo.add(mi)
+        self._repo.flush()
+        return mi
+
+    def set_on_host(self, mi: ManagedIdentityRow, on_host: bool) -> bool:
+        """Whether this Entryway's host carries the identity; True when that changed. A host has at most one
+        system-assigned identity (the one IMDS issues for when a request names none)."""
+        if mi.on_host == on_host:
+            return False
+        if on_host and mi.kind == "system":
+            self._check_no_system_identity_on_host(mi)
+        mi.on_host = on_host
+        self._repo.flush()
+        return True
+
+    def _check_no_system_identity_on_host(self, mi: ManagedIdentityRow | None) -> None:
+        current = self._repo.find_system_identity_on_host()
+        if current is not None and (mi is None or current.object_id != mi.object_id):
+            raise DirectoryError(
+                f"the host already carries the system-assigned identity '{current.name}' (tenant "
+                f"{current.tenant_id}); a host has one: take it off the host first"
+            )
+
+    def list_managed_identities(self, tenant: TenantRow | None = None) -> list[ManagedIdentityRow]:
+        """The tenant's managed identities (None: every tenant's), oldest first."""
+        return self._repo.list_managed_identities(None if tenant is None else tenant.id)
+
+    def find_managed_identity(self, tenant: TenantRow, ref: str) -> ManagedIdentityRow:
+        """`ref`: the name, the client id, the object id or the resource id."""
+        guid = parse_guid(ref.strip())
+        if guid is not None:
+            mi = self._repo.find_managed_identity(guid) or self._repo.find_managed_identity_by_app_id(guid)
+        elif ref.startswith("/"):
+            mi = self._repo.find_managed_identity_by_resource_id(ref.strip())
+        else:
+            mi = self._repo.find_managed_identity_by_name(tenant.id, ref.strip())
+        if mi is None or mi.tenant_id != tenant.id:
+            raise DirectoryError(f"managed identity '{ref}' not found in tenant {tenant.id}")
+        return mi
+
+    def delete_managed_identity(self, mi: ManagedIdentityRow) -> None:
+        """Delete the identity, its service principal, hidden application and federated credentials."""
+        hidden = self._repo.find_application(mi.app_id)
+        self._repo.delete_managed_identity(mi)
+        if hidden is not None:
+            self._repo.delete_application(hidden.object_id)
+        self._repo.flush()
+
+    # federated identity credentials
+    def add_federated_credential(
+        self,
+        owner: ApplicationRow | ManagedIdentityRow | str,
+        *,
+        name: str,
+        issuer: str,
+        subject: str | None = None,
+        claims_matching_expression: str | None = None,
+        audiences: Sequence[str] = (DEFAULT_FIC_AUDIENCE,),
+        description: str = "",
+    ) -> FederatedCredentialRow:
+        """Trust tokens of an external issuer: an assertion with this issuer, subject (case-sensitive, or
+        matching the claims expression) and audience authenticates the owner, an app registration or a
+        user-assigned managed identity (by row or client id). Validated as Microsoft Graph validates
+        federatedIdentityCredential; claims-matching expressions only on app registrations, as in Entra."""
+        owner_app_id, mi = self._federated_credential_owner(owner)
+        if not _FIC_NAME.match(name):
+            raise DirectoryError(
+                f"'{name}' is not a valid federated credential name (3 to 120 letters, digits, hyphens and "
+                "underscores, starting with a letter or digit)"
+            )
+        existing = self._repo.list_federated_credentials(owner_app_id)
+        if any(f.name.lower() == name.lower() for f in existing):
+            raise DirectoryError(f"{owner_app_id} already has a federated credential named '{name}'")
+        if len(existing) >= MAX_FEDERATED_CREDENTIALS:
+            raise DirectoryError(
+                f"{owner_app_id} already has {MAX_FEDERATED_CREDENTIALS} federated credentials, the most "
+                "an application or managed identity may have"
+            )
+        check_issuer(issuer)
+        if (subject is None) == (claims_matching_expression is None):
+            raise DirectoryError("give exactly one of a subject or a claims-matching expression")
+        if subject is not None:
+            _check_fic_value("subject", subject)
+        if claims_matching_expression is not None:
+            if mi is not None:
+                raise DirectoryError(
+                    "claims-matching expressions are for app registrations; a managed identity's "
+                    "federated credential needs a subject"
+                )
+            check_claims_matching_expression(claims_matching_expression)
+        audience_list = list(audiences)
+        if len(audience_list) != 1:
+            raise DirectoryError(
+                f"a federated credential has exactly one audience (usually {DEFAULT_FIC_AUDIENCE}), "
+                f"not {len(audience_list)}"
+            )
+        _check_fic_value("audience", audience_list[0])
+        if len(description) > MAX_FIC_VALUE_LENGTH:
+            raise DirectoryError(f"a description may be at most {MAX_FIC_VALUE_LENGTH} characters")
+        row = FederatedCredentialRow(
+            id=new_guid(),
+            owner_app_id=owner_app_id,
+            name=name,
+            issuer=issuer,
+            subject=subject,
+            claims_matching_expression=claims_matching_expression,
+            audiences=audience_list,
+            description=description,
+            created_at=self._clock.now(),
+        )
+        self._repo.add(row)
+        self._repo.flush()
+        return row
+
+    def list_federated_credentials(
+        self, owner: ApplicationRow | ManagedIdentityRow | str
+    ) -> list[FederatedCredentialRow]:
+        owner_app_id, _mi = self._federated_credential_owner(owner)
+        return self._repo.list_federated_credentials(owner_app_id)
+
+    def remove_federated_credential(
+        self, owner: ApplicationRow | ManagedIdentityRow | str, name: str
+    ) -> FederatedCredentialRow:
+        """Remove a federated credential by name (or id); its issuer's tokens stop working at once."""
+        owner_app_id, _mi = self._federated_credential_owner(owner)
+        for fic in self._repo.list_federated_credentials(owner_app_id):
+            if fic.name.lower() == name.lower() or fic.id == name:
+                self._repo.delete_federated_credential(fic.id)
+                self._repo.flush()
+                return fic
+        raise DirectoryError(f"{owner_app_id} has no federated credential named '{name}'")
+
+    def _federated_credential_owner(
+        self, owner: ApplicationRow | ManagedIdentityRow | str
+    ) -> tuple[str, ManagedIdentityRow | None]:
+        """(client id, the managed identity when the owner is one); refuses what cannot own one."""
+        if isinstance(owner, ManagedIdentityRow):
+            mi: ManagedIdentityRow | None = owner
+        else:
+            app = owner if isinstance(owner, ApplicationRow) else self._repo.find_application(owner)
+            if app is None:
+                raise DirectoryError(f"no application or managed identity has client id '{owner}'")
+            if not app.managed_identity:
+                self._check_own(app)
+                return app.app_id, None
+            mi = self._repo.find_managed_identity_by_app_id(app.app_id)
+            if mi is None:
+                raise DirectoryError(f"no managed identity has client id '{app.app_id}'")
+        assert mi is not None
+        if mi.kind != "user":
+            raise DirectoryError(
+                f"'{mi.name}' is a system-assigned managed identity; only user-assigned managed "
+                "identities and app registrations have federated credentials"
+            )
+        return mi.app_id, mi
 
     # app roles (application permissions)
     def grant_app_role(
@@ -605,3 +929,115 @@ def check_redirect_uri(uri: str) -> None:
             )
     elif scheme in _UNSAFE_SCHEMES:
         raise DirectoryError(f"redirect URI '{uri}' uses the '{scheme}' scheme, which is not allowed")
+
+
+def parse_certificate(data: bytes) -> x509.Certificate:
+    """One public X.509 certificate, PEM or DER, with an RSA key of at least MIN_RSA_KEY_BITS bits."""
+    if b"PRIVATE KEY" in data:
+        raise DirectoryError(
+            "the file holds a private key: give only the public certificate (keep the key with the client), "
+            "e.g. `openssl x509 -in key-and-cert.pem -out cert.pem`"
+        )
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise DirectoryError("the file is PEM but holds no valid X.509 certificate") from exc
+        if len(certs) != 1:
+            raise DirectoryError(f"the file holds {len(certs)} certificates; give one, the client's own")
+        cert = certs[0]
+    else:
+        try:
+            cert = x509.load_der_x509_certificate(data)
+        except ValueError as exc:
+            raise DirectoryError(
+                "the file is not an X.509 certificate in PEM or DER form (a .pfx or .p12 file holds the "
+                "private key: give its certificate, e.g. `openssl pkcs12 -in cert.pfx -clcerts -nokeys "
+                "-out cert.pem`)"
+            ) from exc
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise DirectoryError(
+            f"the certificate's key is {type(key).__name__.removesuffix('PublicKey').removeprefix('_')}, "
+            f"not RSA: client assertions are signed with RSA (RS256 or PS256); use an RSA key of at least "
+            f"{MIN_RSA_KEY_BITS} bits"
+        )
+    if key.key_size < MIN_RSA_KEY_BITS:
+        raise DirectoryError(
+            f"the certificate's RSA key has {key.key_size} bits; at least {MIN_RSA_KEY_BITS} are required"
+        )
+    return cert
+
+
+def default_resource_id(tenant_id: str, kind: str, name: str) -> str:
+    """The Azure resource id Entryway gives a managed identity declared without one (lower-case): a
+    user-assigned identity's own resource, or the virtual machine a system-assigned identity belongs to."""
+    provider = (
+        "microsoft.managedidentity/userassignedidentities"
+        if kind == "user"
+        else "microsoft.compute/virtualmachines"
+    )
+    return (
+        f"/subscriptions/{tenant_id}/resourcegroups/{MANAGED_IDENTITY_RESOURCE_GROUP}/providers/{provider}/"
+        f"{name}"
+    ).lower()
+
+
+def check_resource_id(resource_id: str, kind: str) -> str:
+    """An Azure resource id, lower-case (Azure compares them without case). A user-assigned identity's is a
+    Microsoft.ManagedIdentity/userAssignedIdentities resource; a system-assigned one's is its host's."""
+    rid = resource_id.strip().lower()
+    if len(rid) > MAX_RESOURCE_ID_LENGTH or not _RESOURCE_ID.match(rid):
+        raise DirectoryError(
+            f"'{resource_id}' is not an Azure resource id "
+            "(/subscriptions/{sub}/resourceGroups/{group}/providers/{namespace}/{type}/{name})"
+        )
+    if kind == "user" and _USER_ASSIGNED_TYPE not in rid:
+        raise DirectoryError(
+            f"a user-assigned identity's resource id names a Microsoft.ManagedIdentity/userAssignedIdentities "
+            f"resource; '{resource_id}' does not"
+        )
+    if kind == "system" and _USER_ASSIGNED_TYPE in rid:
+        raise DirectoryError(
+            "a system-assigned identity's resource id is its host's (e.g. a virtual machine), not a "
+            "userAssignedIdentities resource"
+        )
+    return rid
+
+
+def check_issuer(issuer: str) -> None:
+    """An external issuer: an https URL (its discovery document and keys are fetched over HTTPS)."""
+    if not issuer or len(issuer) > MAX_FIC_VALUE_LENGTH:
+        raise DirectoryError(f"an issuer must be 1 to {MAX_FIC_VALUE_LENGTH} characters long")
+    if any(c.isspace() for c in issuer):
+        raise DirectoryError(f"issuer '{issuer}' contains white space")
+    try:
+        parts = urlsplit(issuer)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        raise DirectoryError(f"issuer '{issuer}' is not a valid URL: {exc}") from exc
+    if parts.scheme != "https" or not parts.hostname:
+        raise DirectoryError(f"issuer '{issuer}' must be an https URL, as the token's 'iss' claim writes it")
+    if parts.fragment or parts.query:
+        raise DirectoryError(f"issuer '{issuer}' may have no query or fragment")
+
+
+def check_claims_matching_expression(expression: str) -> None:
+    """A flexible federated credential's expression (languageVersion 1), e.g.
+    `claims['sub'] matches 'repo:contoso/app:ref:refs/heads/*'`; the token endpoint evaluates it."""
+    if not expression.strip() or len(expression) > MAX_CLAIMS_EXPRESSION_LENGTH:
+        raise DirectoryError(
+            f"a claims-matching expression must be 1 to {MAX_CLAIMS_EXPRESSION_LENGTH} characters long"
+        )
+    if "claims[" not in expression:
+        raise DirectoryError(
+            f"claims-matching expression '{expression}' names no claim; write e.g. "
+            "claims['sub'] matches 'repo:contoso/app:*'"
+        )
+
+
+def _check_fic_value(what: str, value: str) -> None:
+    if not value.strip() or len(value) > MAX_FIC_VALUE_LENGTH:
+        raise DirectoryError(
+            f"a federated credential's {what} must be 1 to {MAX_FIC_VALUE_LENGTH} characters"
+        )

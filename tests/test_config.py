@@ -4,8 +4,9 @@ file with an error changes nothing at all."""
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from tests.conftest import (
     ISSUE_EXAMPLE_CONFIG,
     Instance,
 )
+from tests.directory.certificates import make_certificate, pem, sha1_thumbprint
 
 
 @pytest.fixture
@@ -419,3 +421,234 @@ def test_demo_password_may_be_chosen(runtime: Runtime) -> None:
         user = DirectoryService(session, runtime.clock, runtime.digester).get_user(seed.user_upn)
         assert user.password_hash is not None
         assert verify_password(user.password_hash, "Chosen-Password-1")
+
+
+# --- workload identities -------------------------------------------------------------------------
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+# Before the test certificates expire (a year from now): the config ends the inline one's use early.
+INLINE_CERT_END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=90)
+
+
+SHOP_RESOURCE_ID = (
+    "/subscriptions/0b5e3c1d-2a4f-4e6b-8c7d-9e0f1a2b3c4d/resourceGroups/Web/providers/"
+    "Microsoft.Web/sites/Shop"
+)
+
+
+def workload_config(cert_path: Path, inline_pem: str) -> dict[str, Any]:
+    return yaml.safe_load(f"""
+tenants:
+  - domains: [workload.test]
+    apps:
+      - name: deployer
+        certificates:
+          - path: {cert_path.name}
+            display_name: ci
+          - pem: |
+{textwrap.indent(inline_pem, " " * 14)}            expires: {INLINE_CERT_END:%Y-%m-%d}
+        federated_credentials:
+          - name: main-branch
+            issuer: {GITHUB_ISSUER}
+            subject: "repo:contoso/app:ref:refs/heads/main"
+          - name: any-branch
+            issuer: {GITHUB_ISSUER}
+            claims_matching_expression: "claims['sub'] matches 'repo:contoso/app:ref:refs/heads/*'"
+            description: every branch
+    managed_identities:
+      - name: build-agent
+        kind: user
+        on_host: true
+        federated_credentials:
+          - name: aks
+            issuer: https://oidc.workload.test/cluster
+            subject: system:serviceaccount:ci:builder
+            audiences: [api://AzureADTokenExchange]
+      - name: buildhost
+        kind: system
+        on_host: true
+      - name: web-shop
+        kind: system
+        resource_id: {SHOP_RESOURCE_ID}
+organizations:
+  - name: workload
+    tenant: workload.test
+    members:
+      - managed_identity: build-agent
+        access: basic
+      - managed_identity: buildhost
+        access: stakeholder
+""")
+
+
+@pytest.fixture
+def certificate_files(tmp_path: Path) -> tuple[Path, str, list[str]]:
+    """A certificate file next to the config, an inline PEM, and their SHA-1 thumbprints."""
+    on_disk, inline = make_certificate(name="on-disk"), make_certificate(name="inline")
+    path = tmp_path / "deployer.pem"
+    path.write_bytes(pem(on_disk))
+    return path, pem(inline).decode(), [sha1_thumbprint(on_disk), sha1_thumbprint(inline)]
+
+
+def test_workload_identities_apply_then_second_apply_changes_nothing(
+    runtime: Runtime, certificate_files: tuple[Path, str, list[str]]
+) -> None:
+    path, inline, thumbprints = certificate_files
+    data = workload_config(path, inline)
+    first = apply_config(runtime, data, base_dir=path.parent)
+    assert f"certificate {thumbprints[0]} for deployer" in first.created
+    assert "federated credential aks for build-agent" in first.created
+    assert "managed identity build-agent on the host" in first.created
+    assert "member " in " ".join(first.created)
+    counts = row_counts(runtime)
+    assert counts["certificates"] == 2
+    assert counts["federated_identity_credentials"] == 3
+    assert counts["managed_identities"] == 3
+
+    assert apply_config(runtime, data, base_dir=path.parent).created == []
+    assert row_counts(runtime) == counts
+
+    with runtime.db.read() as session:
+        directory = DirectoryService(session, runtime.clock, runtime.digester)
+        tenant = directory.find_tenant("workload.test")
+        deployer = directory.find_application(tenant, "deployer")
+        certs = directory.list_certificates(deployer)
+        assert [c.thumbprint_sha1 for c in certs] == thumbprints
+        assert certs[0].display_name == "ci"
+        assert as_utc(certs[1].not_after) == INLINE_CERT_END
+        fics = directory.list_federated_credentials(deployer)
+        assert [(f.name, f.subject, f.audiences) for f in fics] == [
+            ("main-branch", "repo:contoso/app:ref:refs/heads/main", ["api://AzureADTokenExchange"]),
+            ("any-branch", None, ["api://AzureADTokenExchange"]),
+        ]
+        agent = directory.find_managed_identity(tenant, "build-agent")
+        host = directory.find_managed_identity(tenant, "buildhost")
+        shop = directory.find_managed_identity(tenant, "web-shop")
+        assert (agent.kind, agent.on_host, host.on_host, shop.on_host) == ("user", True, True, False)
+        assert shop.resource_id == SHOP_RESOURCE_ID.lower()
+        assert [a.display_name for a in directory.list_applications(tenant)] == ["deployer"]
+        orgs = OrgService(session, runtime.clock)
+        org = orgs.find("workload")
+        assert org is not None
+        members = {m.object_id: m for m in orgs.list_members(org)}
+        assert members[agent.object_id].kind == "servicePrincipal"
+        assert members[agent.object_id].principal_name == agent.app_id
+        assert members[agent.object_id].display_name == "build-agent"
+        assert members[host.object_id].access_level is AccessLevel.STAKEHOLDER
+
+
+def test_changed_workload_identities_are_applied_on_the_next_start(
+    runtime: Runtime, certificate_files: tuple[Path, str, list[str]]
+) -> None:
+    path, inline, _thumbprints = certificate_files
+    data = workload_config(path, inline)
+    apply_config(runtime, data, base_dir=path.parent)
+    tenant_cfg = data["tenants"][0]
+    tenant_cfg["apps"][0]["federated_credentials"][0]["subject"] = "repo:contoso/app:environment:prod"
+    # The one system-assigned identity on the host moves from buildhost to web-shop in one file.
+    identities = tenant_cfg["managed_identities"]
+    identities[1]["on_host"], identities[2]["on_host"] = False, True
+    report = apply_config(runtime, data, base_dir=path.parent)
+    assert sorted(report.created) == [
+        "federated credential main-branch for deployer changed",
+        "managed identity buildhost off the host",
+        "managed identity web-shop on the host",
+    ]
+    with runtime.db.read() as session:
+        directory = DirectoryService(session, runtime.clock, runtime.digester)
+        tenant = directory.find_tenant("workload.test")
+        fic = directory.list_federated_credentials(directory.find_application(tenant, "deployer"))[0]
+        assert fic.subject == "repo:contoso/app:environment:prod"
+        assert directory.find_managed_identity(tenant, "web-shop").on_host is True
+    assert apply_config(runtime, data, base_dir=path.parent).created == []
+
+
+def _workload_app(**extra: Any) -> dict[str, Any]:
+    return {"tenants": [{"domains": ["w.test"], "apps": [{"name": "x", **extra}]}]}
+
+
+def _identities(*identities: dict[str, Any]) -> dict[str, Any]:
+    return {"tenants": [{"domains": ["w.test"], "managed_identities": list(identities)}]}
+
+
+def _fic(**values: Any) -> dict[str, Any]:
+    return {"name": "main", "issuer": GITHUB_ISSUER, "subject": "repo:c/a:ref:refs/heads/main", **values}
+
+
+BAD_WORKLOAD_CONFIGS: list[tuple[str, Any, str, str]] = [
+    ("certificate without path or pem", _workload_app(certificates=[{"display_name": "x"}]),
+     "apps[0].certificates[0]", "give exactly one of 'path' or 'pem'"),
+    ("certificate with path and pem", _workload_app(certificates=[{"path": "a.pem", "pem": "x"}]),
+     "apps[0].certificates[0]", "give exactly one of 'path' or 'pem'"),
+    ("certificate file missing", _workload_app(certificates=[{"path": "missing.pem"}]),
+     "apps[0].certificates[0].path", "cannot read"),
+    ("certificate not PEM", _workload_app(certificates=[{"pem": "-----BEGIN CERTIFICATE-----\nAA\n"}]),
+     "apps[0].certificates[0]", "holds no valid X.509 certificate"),
+    ("private key in the file", _workload_app(certificates=[{"pem": "-----BEGIN PRIVATE KEY-----\n"}]),
+     "apps[0].certificates[0]", "holds a private key"),
+    ("certificate with an unknown key", _workload_app(certificates=[{"file": "a.pem"}]),
+     "apps[0].certificates[0]", "unknown key(s) file"),
+    ("federated credential without issuer", _workload_app(federated_credentials=[{"name": "main", "subject": "s"}]),
+     "apps[0].federated_credentials[0].issuer", "required"),
+    ("federated credential with an http issuer", _workload_app(federated_credentials=[_fic(issuer="http://i.test")]),
+     "apps[0].federated_credentials[0]", "must be an https URL"),
+    ("federated credential with two audiences", _workload_app(federated_credentials=[_fic(audiences=["a", "b"])]),
+     "apps[0].federated_credentials[0]", "exactly one audience"),
+    ("federated credential with subject and expression",
+     _workload_app(federated_credentials=[_fic(claims_matching_expression="claims['sub'] eq 's'")]),
+     "apps[0].federated_credentials[0]", "exactly one of a subject or a claims-matching expression"),
+    ("federated credential named twice", _workload_app(federated_credentials=[_fic(), _fic()]),
+     "apps[0].federated_credentials[1].name", "'main' is declared twice"),
+    ("managed identity without kind", _identities({"name": "agent"}),
+     "managed_identities[0].kind", "required"),
+    ("managed identity of an unknown kind", _identities({"name": "agent", "kind": "group"}),
+     "managed_identities[0]", "kind is 'system' or 'user'"),
+    ("managed identity with a bad name", _identities({"name": "a b", "kind": "user"}),
+     "managed_identities[0]", "not a valid managed identity name"),
+    ("two system-assigned identities on the host",
+     _identities({"name": "one", "kind": "system", "on_host": True},
+                 {"name": "two", "kind": "system", "on_host": True}),
+     "managed_identities[1]", "already carries the system-assigned identity 'one'"),
+    ("federated credential on a system-assigned identity",
+     _identities({"name": "host", "kind": "system", "federated_credentials": [_fic()]}),
+     "managed_identities[0].federated_credentials[0]", "system-assigned managed identity"),
+    ("claims expression on a managed identity",
+     _identities({"name": "agent", "kind": "user", "federated_credentials": [
+         _fic(subject=None, claims_matching_expression="claims['sub'] eq 's'")]}),
+     "managed_identities[0].federated_credentials[0]", "claims-matching expressions are for app registrations"),
+    ("member naming an unknown managed identity",
+     {"tenants": [{"domains": ["w.test"]}],
+      "organizations": [{"name": "o", "tenant": "w.test", "members": [{"managed_identity": "ghost"}]}]},
+     "organizations[0].members[0]", "managed identity 'ghost' not found"),
+    ("member naming an app and a managed identity",
+     {"tenants": [{"domains": ["w.test"], "apps": [{"name": "x"}]}],
+      "organizations": [{"name": "o", "tenant": "w.test", "members": [{"app": "x", "managed_identity": "x"}]}]},
+     "organizations[0].members[0]", "exactly one of 'app', 'user' or 'managed_identity'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "where", "message"), BAD_WORKLOAD_CONFIGS, ids=[c[0] for c in BAD_WORKLOAD_CONFIGS]
+)
+def test_bad_workload_config_is_refused_with_its_path_and_writes_nothing(  # noqa: PLR0917 - parameters
+    runtime: Runtime, tmp_path: Path, case: str, data: Any, where: str, message: str
+) -> None:
+    before = row_counts(runtime)
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
+        apply_config(runtime, data, base_dir=tmp_path)
+    prefix = f"config.{where}" if where.startswith("organizations") else f"config.tenants[0].{where}"
+    assert str(raised.value).startswith(prefix), raised.value
+    assert row_counts(runtime) == before, case
+
+
+def test_a_managed_identity_changing_kind_or_resource_id_is_refused(runtime: Runtime) -> None:
+    apply_config(runtime, _identities({"name": "agent", "kind": "user"}))
+    with pytest.raises(
+        ConfigError, match=r"managed_identities\[0\]\.kind: 'agent' exists as a user-assigned"
+    ):
+        apply_config(runtime, _identities({"name": "agent", "kind": "system"}))
+    other = (
+        "/subscriptions/s/resourcegroups/g/providers/microsoft.managedidentity/userassignedidentities/agent"
+    )
+    with pytest.raises(ConfigError, match="a resource id cannot change"):
+        apply_config(runtime, _identities({"name": "agent", "kind": "user", "resource_id": other}))

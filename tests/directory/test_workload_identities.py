@@ -9,12 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -29,6 +26,7 @@ from entryway.store.models import (
     ServicePrincipalRow,
     TenantRow,
 )
+from tests.directory.certificates import make_certificate, pem
 
 GITHUB = "https://token.actions.githubusercontent.com"
 
@@ -61,35 +59,9 @@ def app(directory: DirectoryService, tenant: TenantRow) -> ApplicationRow:
     return directory.create_application(tenant, "deployer")[0]
 
 
-def make_certificate(
-    key: CertificateIssuerPrivateKeyTypes | None = None,
-    *,
-    not_before: datetime | None = None,
-    not_after: datetime | None = None,
-    name: str = "deployer",
-) -> x509.Certificate:
-    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.now(UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or now - timedelta(days=1))
-        .not_valid_after(not_after or now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-
-
 @pytest.fixture(scope="module")
 def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 # --- certificates --------------------------------------------------------------------------------

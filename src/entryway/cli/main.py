@@ -183,7 +183,7 @@ def serve(
     # The config first: a file with an error changes nothing, not even the record of a first start.
     if config is not None:
         try:
-            report = apply_config(runtime, load_config(config), str(config))
+            report = apply_config(runtime, load_config(config), str(config), base_dir=config.parent)
         except ConfigError as exc:
             raise fail(str(exc)) from exc
         for line in report.created:

@@ -2,8 +2,8 @@
 
 Its format is a public interface (docs/config.md). Applying it is one unit of work: a file with any error
 changes nothing. Applying the same file twice changes nothing the second time: existing tenants, users,
-apps, secrets and memberships are matched, not recreated (a user's password is set only when the user is
-created).
+apps, secrets, certificates, federated credentials, managed identities and memberships are matched, not
+recreated (a user's password is set only when the user is created).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import yaml
 
 from entryway.config.members import add_member
 from entryway.devops.orgs.service import AccessLevel, OrgError, OrgService
-from entryway.identity.directory.service import DirectoryError, DirectoryService
+from entryway.identity.directory.service import DEFAULT_FIC_AUDIENCE, DirectoryError, DirectoryService
 from entryway.kit.ids import parse_guid
 from entryway.runtime import Runtime
-from entryway.store.models import ApplicationRow, TenantRow
+from entryway.store.models import ApplicationRow, ManagedIdentityRow, TenantRow
 
 
 class ConfigError(ValueError):
@@ -40,11 +40,12 @@ class ApplyReport:
 class _Reader:
     """Typed access to a parsed YAML mapping, with the path of each value for error messages."""
 
-    def __init__(self, data: Any, path: str) -> None:
+    def __init__(self, data: Any, path: str, base_dir: Path | None = None) -> None:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping")
         self._data = data
         self.path = path
+        self.base_dir = base_dir or Path.cwd()  # where relative file paths in the file start
 
     def check_keys(self, allowed: set[str]) -> None:
         unknown = set(self._data) - allowed
@@ -93,7 +94,7 @@ class _Reader:
         value = self._data.get(key, [])
         if not isinstance(value, list):
             raise ConfigError(f"{self.path}.{key}: expected a list")
-        return [_Reader(item, f"{self.path}.{key}[{i}]") for i, item in enumerate(value)]
+        return [_Reader(item, f"{self.path}.{key}[{i}]", self.base_dir) for i, item in enumerate(value)]
 
 
 def load_config(path: Path) -> Any:
@@ -122,9 +123,13 @@ def _parse_expiry(value: object, where: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def apply_config(runtime: Runtime, data: Any, source: str = "config") -> ApplyReport:
-    """Create what the config declares and does not exist yet; all or nothing."""
+def apply_config(
+    runtime: Runtime, data: Any, source: str = "config", *, base_dir: Path | None = None
+) -> ApplyReport:
+    """Create what the config declares and does not exist yet; all or nothing. Certificate `path`s are
+    relative to `base_dir` (the config file's directory; default: the working directory)."""
     root = _Reader(data, source)
+    root.base_dir = base_dir or Path.cwd()
     root.check_keys({"tenants", "organizations"})
     report = ApplyReport()
     with runtime.db.unit_of_work() as session:
@@ -160,6 +165,7 @@ def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport
             "sign_in_frequency",
             "users",
             "apps",
+            "managed_identities",
         }
     )
     tenant_id = cfg.text("id")
@@ -198,6 +204,7 @@ def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport
     # Grants come after every app exists, so an app may be granted roles of an app declared after it.
     for app, app_cfg in apps:
         _apply_app_permissions(directory, tenant, app, app_cfg, report)
+    _apply_managed_identities(directory, tenant, cfg, report)
 
 
 def _apply_app_permissions(
@@ -279,6 +286,8 @@ def _apply_app(
             "public_client",
             "redirect_uris",
             "admin_consent",
+            "certificates",
+            "federated_credentials",
         }
     )
     name = cfg.text("name", required=True)
@@ -319,7 +328,109 @@ def _apply_app(
             display_name=secret_cfg.text("display_name") or "config",
         )
         report.note(f"secret for {name}")
+    for cert_cfg in cfg.items("certificates"):
+        _apply_certificate(directory, app, cert_cfg, report)
+    _apply_federated_credentials(directory, app, cfg, report)
     return app
+
+
+def _apply_certificate(
+    directory: DirectoryService, app: ApplicationRow, cfg: _Reader, report: ApplyReport
+) -> None:
+    """`path:` a PEM or DER file (relative to the config file), or `pem:` the PEM text itself."""
+    cfg.check_keys({"path", "pem", "display_name", "expires"})
+    path, text = cfg.text("path"), cfg.text("pem")
+    if (path is None) == (text is None):
+        raise ConfigError(f"{cfg.path}: give exactly one of 'path' or 'pem'")
+    if path is not None:
+        file = cfg.base_dir / path
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{cfg.path}.path: cannot read {file}: {exc.strerror}") from exc
+    else:
+        assert text is not None
+        data = text.encode()
+    expires = _parse_expiry(cfg.raw("expires"), f"{cfg.path}.expires")
+    with _at(cfg):
+        if directory.has_certificate(app, data):
+            return
+        cert = directory.add_certificate(
+            app, data, display_name=cfg.text("display_name") or "", end_date=expires
+        )
+    report.note(f"certificate {cert.thumbprint_sha1} for {app.display_name}")
+
+
+def _apply_federated_credentials(
+    directory: DirectoryService, owner: ApplicationRow | ManagedIdentityRow, cfg: _Reader, report: ApplyReport
+) -> None:
+    """Create the federated credentials the file declares, and set what an existing one (same name)
+    matches when the file says otherwise."""
+    owner_name = owner.name if isinstance(owner, ManagedIdentityRow) else owner.display_name
+    seen: set[str] = set()
+    for fic_cfg in cfg.items("federated_credentials"):
+        fic_cfg.check_keys(
+            {"name", "issuer", "subject", "claims_matching_expression", "audiences", "description"}
+        )
+        name = fic_cfg.text("name", required=True)
+        issuer = fic_cfg.text("issuer", required=True)
+        assert name is not None
+        assert issuer is not None
+        if name.lower() in seen:
+            raise ConfigError(f"{fic_cfg.path}.name: '{name}' is declared twice")
+        seen.add(name.lower())
+        audiences = fic_cfg.strings("audiences") if fic_cfg.given("audiences") else [DEFAULT_FIC_AUDIENCE]
+        values: dict[str, Any] = {
+            "issuer": issuer,
+            "subject": fic_cfg.text("subject"),
+            "claims_matching_expression": fic_cfg.text("claims_matching_expression"),
+            "audiences": audiences,
+            "description": fic_cfg.text("description") or "",
+        }
+        with _at(fic_cfg):
+            existing = {f.name.lower() for f in directory.list_federated_credentials(owner)}
+            if name.lower() not in existing:
+                directory.add_federated_credential(owner, name=name, **values)
+                report.note(f"federated credential {name} for {owner_name}")
+            elif directory.update_federated_credential(owner, name, **values):
+                report.note(f"federated credential {name} for {owner_name} changed")
+
+
+def _apply_managed_identities(
+    directory: DirectoryService, tenant: TenantRow, cfg: _Reader, report: ApplyReport
+) -> None:
+    """Create the managed identities the file declares. `on_host` is applied after every identity exists,
+    identities leaving the host first, so the one system-assigned identity on the host can move in one file."""
+    declared: list[tuple[ManagedIdentityRow, bool | None, _Reader]] = []
+    for mi_cfg in cfg.items("managed_identities"):
+        mi_cfg.check_keys({"name", "kind", "resource_id", "on_host", "federated_credentials"})
+        name = mi_cfg.text("name", required=True)
+        kind = mi_cfg.text("kind", required=True)
+        assert name is not None
+        assert kind is not None
+        resource_id = mi_cfg.text("resource_id")
+        on_host = mi_cfg.boolean("on_host")
+        with _at(mi_cfg):
+            mi = directory.find_managed_identity_or_none(tenant, name)
+            if mi is None:
+                mi = directory.create_managed_identity(tenant, name, kind=kind, resource_id=resource_id)
+                report.note(f"managed identity {name} ({mi.app_id})")
+            elif mi.kind != kind:
+                raise ConfigError(f"{mi_cfg.path}.kind: '{name}' exists as a {mi.kind}-assigned identity")
+            elif resource_id is not None and resource_id.lower() != mi.resource_id:
+                raise ConfigError(
+                    f"{mi_cfg.path}.resource_id: '{name}' exists with resource id {mi.resource_id}; "
+                    "a resource id cannot change"
+                )
+        declared.append((mi, on_host, mi_cfg))
+    for wanted in (False, True):
+        for mi, on_host, mi_cfg in declared:
+            if on_host is wanted and on_host != mi.on_host:
+                with _at(mi_cfg):
+                    directory.set_on_host(mi, on_host)
+                report.note(f"managed identity {mi.name} {'on' if on_host else 'off'} the host")
+    for mi, _on_host, mi_cfg in declared:
+        _apply_federated_credentials(directory, mi, mi_cfg, report)
 
 
 def _apply_org(directory: DirectoryService, orgs: OrgService, cfg: _Reader, report: ApplyReport) -> None:
@@ -336,12 +447,21 @@ def _apply_org(directory: DirectoryService, orgs: OrgService, cfg: _Reader, repo
     elif org.tenant_id != tenant.id:
         raise ConfigError(f"{cfg.path}: organization '{name}' is connected to tenant {org.tenant_id}")
     for member_cfg in cfg.items("members"):
-        member_cfg.check_keys({"app", "user", "access"})
+        member_cfg.check_keys({"app", "user", "managed_identity", "access"})
         app_ref, upn = member_cfg.text("app"), member_cfg.text("user")
-        if (app_ref is None) == (upn is None):
-            raise ConfigError(f"{member_cfg.path}: give exactly one of 'app' or 'user'")
+        managed_identity = member_cfg.text("managed_identity")
+        if sum(ref is not None for ref in (app_ref, upn, managed_identity)) != 1:
+            raise ConfigError(f"{member_cfg.path}: give exactly one of 'app', 'user' or 'managed_identity'")
         with _at(member_cfg):
             access = AccessLevel.parse(member_cfg.text("access") or "basic")
-            member, changed = add_member(directory, orgs, org, app_ref=app_ref, upn=upn, access=access)
+            member, changed = add_member(
+                directory,
+                orgs,
+                org,
+                app_ref=app_ref,
+                upn=upn,
+                managed_identity=managed_identity,
+                access=access,
+            )
         if changed:
             report.note(f"member {member.principal_name} of {name}")

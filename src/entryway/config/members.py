@@ -1,7 +1,8 @@
 """Making a directory identity an organization member: where administration spans both services.
 
-The DevOps service knows members only by object id; the CLI and the config file name them by app or UPN,
-so the lookup lives here, on the administrative side, not in either service."""
+The DevOps service knows members only by object id; the CLI and the config file name them by app, UPN or
+managed identity, so the lookup lives here, on the administrative side, not in either service. A managed
+identity is a service principal, as Azure DevOps shows it."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ def add_member(
     *,
     app_ref: str | None = None,
     upn: str | None = None,
+    managed_identity: str | None = None,
     access: AccessLevel,
 ) -> tuple[Member, bool]:
-    """Add (or change the access level of) an app's service principal or a user of the org's tenant.
-    Returns the member and whether anything changed."""
-    if (app_ref is None) == (upn is None):
-        raise DirectoryError("give exactly one of an app or a user")
+    """Add (or change the access level of) an app's service principal, a user or a managed identity of the
+    org's tenant. Returns the member and whether anything changed."""
+    if sum(ref is not None for ref in (app_ref, upn, managed_identity)) != 1:
+        raise DirectoryError("give exactly one of an app, a user or a managed identity")
     tenant = directory.find_tenant(org.tenant_id)
-    if app_ref is not None:
+    if managed_identity is not None:
+        mi = directory.find_managed_identity(tenant, managed_identity)
+        object_id, kind = mi.object_id, MemberKind.SERVICE_PRINCIPAL
+        display_name, principal_name = mi.name, mi.app_id
+    elif app_ref is not None:
         application = directory.find_application(tenant, app_ref)
         sp = directory.service_principal_of(tenant, application)
         object_id, kind = sp.object_id, MemberKind.SERVICE_PRINCIPAL

@@ -450,9 +450,7 @@ class DirectoryService:
                     f"({not_after:%Y-%m-%d %H:%M:%S} UTC)"
                 )
             not_after = end
-        # SHA-1 only names the certificate (the `x5t` header msal sends), as Entra shows it; nothing relies on
-        # it being collision-resistant: the assertion's signature is checked against the stored certificate.
-        sha1 = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+        sha1 = certificate_thumbprint(cert)
         if any(c.thumbprint_sha1 == sha1 for c in self._repo.list_certificates(app.object_id)):
             raise DirectoryError(
                 f"application {app.app_id} already has the certificate with thumbprint {sha1}"
@@ -471,6 +469,11 @@ class DirectoryService:
         self._repo.add(row)
         self._repo.flush()
         return row
+
+    def has_certificate(self, app: ApplicationRow, data: bytes) -> bool:
+        """Whether the app already has this certificate (PEM or DER); refuses what add_certificate refuses."""
+        sha1 = certificate_thumbprint(parse_certificate(data))
+        return any(c.thumbprint_sha1 == sha1 for c in self._repo.list_certificates(app.object_id))
 
     def list_certificates(self, app: ApplicationRow) -> list[CertificateRow]:
         return self._repo.list_certificates(app.object_id)
@@ -596,6 +599,12 @@ class DirectoryService:
             raise DirectoryError(f"managed identity '{ref}' not found in tenant {tenant.id}")
         return mi
 
+    def find_managed_identity_or_none(self, tenant: TenantRow, ref: str) -> ManagedIdentityRow | None:
+        try:
+            return self.find_managed_identity(tenant, ref)
+        except DirectoryError:
+            return None
+
     def delete_managed_identity(self, mi: ManagedIdentityRow) -> None:
         """Delete the identity, its service principal, hidden application and federated credentials."""
         hidden = self._repo.find_application(mi.app_id)
@@ -634,27 +643,14 @@ class DirectoryService:
                 f"{owner_app_id} already has {MAX_FEDERATED_CREDENTIALS} federated credentials, the most "
                 "an application or managed identity may have"
             )
-        check_issuer(issuer)
-        if (subject is None) == (claims_matching_expression is None):
-            raise DirectoryError("give exactly one of a subject or a claims-matching expression")
-        if subject is not None:
-            _check_fic_value("subject", subject)
-        if claims_matching_expression is not None:
-            if mi is not None:
-                raise DirectoryError(
-                    "claims-matching expressions are for app registrations; a managed identity's "
-                    "federated credential needs a subject"
-                )
-            check_claims_matching_expression(claims_matching_expression)
-        audience_list = list(audiences)
-        if len(audience_list) != 1:
-            raise DirectoryError(
-                f"a federated credential has exactly one audience (usually {DEFAULT_FIC_AUDIENCE}), "
-                f"not {len(audience_list)}"
-            )
-        _check_fic_value("audience", audience_list[0])
-        if len(description) > MAX_FIC_VALUE_LENGTH:
-            raise DirectoryError(f"a description may be at most {MAX_FIC_VALUE_LENGTH} characters")
+        audience_list = _check_federated_credential_values(
+            issuer,
+            subject,
+            claims_matching_expression,
+            audiences,
+            description,
+            managed_identity=mi is not None,
+        )
         row = FederatedCredentialRow(
             id=new_guid(),
             owner_app_id=owner_app_id,
@@ -670,6 +666,49 @@ class DirectoryService:
         self._repo.flush()
         return row
 
+    def update_federated_credential(
+        self,
+        owner: ApplicationRow | ManagedIdentityRow | str,
+        name: str,
+        *,
+        issuer: str,
+        subject: str | None = None,
+        claims_matching_expression: str | None = None,
+        audiences: Sequence[str] = (DEFAULT_FIC_AUDIENCE,),
+        description: str = "",
+    ) -> bool:
+        """Set what a federated credential matches (its name cannot change, as in Entra); True when anything
+        changed."""
+        owner_app_id, mi = self._federated_credential_owner(owner)
+        fic = self._find_federated_credential(owner_app_id, name)
+        audience_list = _check_federated_credential_values(
+            issuer,
+            subject,
+            claims_matching_expression,
+            audiences,
+            description,
+            managed_identity=mi is not None,
+        )
+        wanted = (issuer, subject, claims_matching_expression, audience_list, description)
+        if wanted == (
+            fic.issuer,
+            fic.subject,
+            fic.claims_matching_expression,
+            list(fic.audiences),
+            fic.description,
+        ):
+            return False
+        fic.issuer, fic.subject, fic.claims_matching_expression = issuer, subject, claims_matching_expression
+        fic.audiences, fic.description = audience_list, description
+        self._repo.flush()
+        return True
+
+    def _find_federated_credential(self, owner_app_id: str, name: str) -> FederatedCredentialRow:
+        for fic in self._repo.list_federated_credentials(owner_app_id):
+            if fic.name.lower() == name.lower() or fic.id == name:
+                return fic
+        raise DirectoryError(f"{owner_app_id} has no federated credential named '{name}'")
+
     def list_federated_credentials(
         self, owner: ApplicationRow | ManagedIdentityRow | str
     ) -> list[FederatedCredentialRow]:
@@ -681,12 +720,10 @@ class DirectoryService:
     ) -> FederatedCredentialRow:
         """Remove a federated credential by name (or id); its issuer's tokens stop working at once."""
         owner_app_id, _mi = self._federated_credential_owner(owner)
-        for fic in self._repo.list_federated_credentials(owner_app_id):
-            if fic.name.lower() == name.lower() or fic.id == name:
-                self._repo.delete_federated_credential(fic.id)
-                self._repo.flush()
-                return fic
-        raise DirectoryError(f"{owner_app_id} has no federated credential named '{name}'")
+        fic = self._find_federated_credential(owner_app_id, name)
+        self._repo.delete_federated_credential(fic.id)
+        self._repo.flush()
+        return fic
 
     def _federated_credential_owner(
         self, owner: ApplicationRow | ManagedIdentityRow | str
@@ -969,6 +1006,12 @@ def parse_certificate(data: bytes) -> x509.Certificate:
     return cert
 
 
+def certificate_thumbprint(cert: x509.Certificate) -> str:
+    """The SHA-1 thumbprint in upper-case hex, as Entra shows it and msal's `x5t` header names it. SHA-1 only
+    names the certificate: the assertion's signature is checked against the stored certificate itself."""
+    return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+
+
 def default_resource_id(tenant_id: str, kind: str, name: str) -> str:
     """The Azure resource id Entryway gives a managed identity declared without one (lower-case): a
     user-assigned identity's own resource, or the virtual machine a system-assigned identity belongs to."""
@@ -1034,6 +1077,40 @@ def check_claims_matching_expression(expression: str) -> None:
             f"claims-matching expression '{expression}' names no claim; write e.g. "
             "claims['sub'] matches 'repo:contoso/app:*'"
         )
+
+
+def _check_federated_credential_values(
+    issuer: str,
+    subject: str | None,
+    claims_matching_expression: str | None,
+    audiences: Sequence[str],
+    description: str,
+    *,
+    managed_identity: bool,
+) -> list[str]:
+    """Graph's rules for what a federated credential matches; returns the audiences as a list."""
+    check_issuer(issuer)
+    if (subject is None) == (claims_matching_expression is None):
+        raise DirectoryError("give exactly one of a subject or a claims-matching expression")
+    if subject is not None:
+        _check_fic_value("subject", subject)
+    if claims_matching_expression is not None:
+        if managed_identity:
+            raise DirectoryError(
+                "claims-matching expressions are for app registrations; a managed identity's "
+                "federated credential needs a subject"
+            )
+        check_claims_matching_expression(claims_matching_expression)
+    audience_list = list(audiences)
+    if len(audience_list) != 1:
+        raise DirectoryError(
+            f"a federated credential has exactly one audience (usually {DEFAULT_FIC_AUDIENCE}), "
+            f"not {len(audience_list)}"
+        )
+    _check_fic_value("audience", audience_list[0])
+    if len(description) > MAX_FIC_VALUE_LENGTH:
+        raise DirectoryError(f"a description may be at most {MAX_FIC_VALUE_LENGTH} characters")
+    return audience_list
 
 
 def _check_fic_value(what: str, value: str) -> None:

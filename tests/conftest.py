@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -556,3 +558,229 @@ def screenshot(page: Page, name: str) -> None:
     if os.environ.get("ENTRYWAY_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         (SCREENSHOTS / f"{name}.png").write_bytes(image)
+
+
+# --- Workload identities (issue 4): certificates, and an external OIDC issuer served over TLS -----------------
+
+# Apps that authenticate with certificates or federated credentials only. workload-bot is a Basic member of
+# fabrikam; workload-outsider is a member of no organization.
+WORKLOAD_CONFIG = """\
+tenants:
+  - id: 7d3a1f52-5b8e-4c1e-9f4a-2b6c8d0e1f23
+    domains: [contoso.test]
+    apps:
+      - name: workload-bot
+        client_id: 4b1c2d3e-5f6a-4b7c-8d9e-0f1a2b3c4d5e
+      - name: workload-outsider
+        client_id: 6c2d3e4f-5a6b-4c7d-9e8f-1a2b3c4d5e6f
+      - name: workload-nofic
+        client_id: 7d3e4f5a-6b7c-4d8e-8f9a-2b3c4d5e6f7a
+organizations:
+  - name: fabrikam
+    tenant: contoso.test
+    members:
+      - app: workload-bot
+        access: basic
+"""
+WORKLOAD_BOT_ID = "4b1c2d3e-5f6a-4b7c-8d9e-0f1a2b3c4d5e"
+WORKLOAD_OUTSIDER_ID = "6c2d3e4f-5a6b-4c7d-9e8f-1a2b3c4d5e6f"
+WORKLOAD_NOFIC_ID = "7d3e4f5a-6b7c-4d8e-8f9a-2b3c4d5e6f7a"
+
+
+@dataclass(frozen=True)
+class WorkloadCertificate:
+    """An RSA key and a self-signed certificate for it, as an app's owner would make with openssl."""
+
+    key: Any  # rsa.RSAPrivateKey
+    cert: x509.Certificate
+
+    @property
+    def der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def cert_pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def key_pem(self) -> str:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    @property
+    def sha1(self) -> bytes:
+        return hashlib.sha1(self.der).digest()  # noqa: S324 - x5t is defined as SHA-1
+
+    @property
+    def sha256(self) -> bytes:
+        return hashlib.sha256(self.der).digest()
+
+
+def make_certificate(
+    name: str = "workload", *, not_before: datetime | None = None, not_after: datetime | None = None
+) -> WorkloadCertificate:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - timedelta(days=1))
+        .not_valid_after(not_after or now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return WorkloadCertificate(key, cert)
+
+
+def register_certificate(instance: Instance, app_id: str, certificate: WorkloadCertificate) -> None:
+    """Put a certificate on an app registration, straight into the table (also expired ones, which the
+    directory service would refuse to add)."""
+    from sqlalchemy import select
+
+    from entryway.kit.ids import new_guid
+    from entryway.store.models import ApplicationRow, CertificateRow
+
+    with instance.runtime.db.unit_of_work() as session:
+        app = session.scalars(select(ApplicationRow).where(ApplicationRow.app_id == app_id)).one()
+        session.add(
+            CertificateRow(
+                key_id=new_guid(),
+                application_object_id=app.object_id,
+                display_name=certificate.cert.subject.rfc4514_string(),
+                thumbprint_sha1=certificate.sha1.hex().upper(),
+                thumbprint_sha256=certificate.sha256.hex(),
+                certificate_der=certificate.der,
+                not_before=certificate.cert.not_valid_before_utc,
+                not_after=certificate.cert.not_valid_after_utc,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+
+def register_federated_credential(
+    instance: Instance,
+    app_id: str,
+    *,
+    name: str,
+    issuer: str,
+    subject: str | None = None,
+    expression: str | None = None,
+    audiences: tuple[str, ...] = ("api://AzureADTokenExchange",),
+) -> None:
+    from entryway.kit.ids import new_guid
+    from entryway.store.models import FederatedCredentialRow
+
+    with instance.runtime.db.unit_of_work() as session:
+        session.add(
+            FederatedCredentialRow(
+                id=new_guid(),
+                owner_app_id=app_id,
+                name=name,
+                issuer=issuer,
+                subject=subject,
+                claims_matching_expression=expression,
+                audiences=list(audiences),
+                description="",
+                created_at=datetime.now(UTC),
+            )
+        )
+
+
+class OidcIssuer:
+    """An external OIDC issuer (think a Kubernetes cluster or GitHub Actions) on an ephemeral port over TLS,
+    with a certificate from a CA of its own: discovery and JWKS, and tokens it signs."""
+
+    def __init__(self, directory: Path) -> None:
+        import ssl
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from entryway.kit.tls import ensure_tls
+
+        tls = ensure_tls(directory, ["localhost", "127.0.0.1"], datetime.now(UTC))
+        self.ca_file = str(tls.ca_cert)
+        self.signing = make_certificate("issuer-signing").key
+        self.kid = "issuer-key-1"
+        self.jwks_fetches = 0
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/keys"}
+                elif self.path == "/keys":
+                    issuer.jwks_fetches += 1
+                    body = {"keys": [issuer.jwk()]}
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls.server_cert), str(tls.server_key))
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.url = f"https://localhost:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def jwk(self) -> dict[str, Any]:
+        import jwt
+
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.signing.public_key()))
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
+
+    def token(
+        self,
+        subject: str,
+        *,
+        now: float,
+        audience: str = "api://AzureADTokenExchange",
+        lifetime: float = 3600,
+        key: Any = None,
+        kid: str | None = None,
+        issuer: str | None = None,
+        **claims: Any,
+    ) -> str:
+        import jwt
+
+        payload = {
+            "iss": issuer or self.url,
+            "sub": subject,
+            "aud": audience,
+            "iat": int(now),
+            "nbf": int(now),
+            "exp": int(now + lifetime),
+            **claims,
+        }
+        return jwt.encode(payload, key or self.signing, algorithm="RS256", headers={"kid": kid or self.kid})
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcIssuer]:
+    """Entryway trusts the issuer's CA through ENTRYWAY_TRUSTED_CA, read when it contacts an issuer."""
+    issuer = OidcIssuer(tmp_path_factory.mktemp("oidc-issuer"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENTRYWAY_TRUSTED_CA", issuer.ca_file)
+        yield issuer
+    issuer.stop()

@@ -324,6 +324,123 @@ OBO_ASSERTION_EXPIRED = Aadsts(
 )
 
 
+# Client assertions (RFC 7523 section 3: private_key_jwt with a registered certificate, or a federated
+# identity credential's external token). Wording from Entra's answers quoted in msal, azure-sdk and
+# azure-workload-identity issues; where no public record of Entra's answer exists, the entry says so.
+CLIENT_ASSERTION_TYPE_UNSUPPORTED = Aadsts(90011, "invalid_request", 400, "Unexpected client assertion type.")
+CLIENT_ASSERTION_MALFORMED = Aadsts(50027, "invalid_request", 400, "JWT token is invalid or malformed.")
+CLIENT_ASSERTION_NO_THUMBPRINT = Aadsts(
+    50027, "invalid_request", 400, "Invalid JWT token. No certificate thumbprint specified in token header."
+)
+CLIENT_ASSERTION_KEY_NOT_FOUND = Aadsts(
+    700027,
+    "invalid_client",
+    401,
+    "The certificate with identifier used to sign the client assertion is not registered on application. "
+    "[Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}', Please visit the Azure "
+    "Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'. Review the "
+    "documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials.]",
+)
+CLIENT_ASSERTION_KEY_EXPIRED = Aadsts(
+    700027,
+    "invalid_client",
+    401,
+    "The certificate with identifier used to sign the client assertion is expired on application. [Reason - The "
+    "key used is expired., Thumbprint of key used by client: '{thumbprint}', Found key 'Start={start}, "
+    "End={end}']",
+)
+CLIENT_ASSERTION_BAD_SIGNATURE = Aadsts(
+    700027,
+    "invalid_client",
+    401,
+    "Client assertion contains an invalid signature. [Reason - The provided signature value did not match the "
+    "expected signature value., Thumbprint of key used by client: '{thumbprint}', Found key 'Start={start}, "
+    "End={end}']",
+)
+CLIENT_ASSERTION_WRONG_CLIENT = Aadsts(
+    700021,
+    "invalid_client",
+    401,
+    "Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at "
+    "https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+)
+CLIENT_ASSERTION_WRONG_AUDIENCE = Aadsts(
+    700023,
+    "invalid_client",
+    401,
+    "Client assertion audience claim does not match Realm issuer. Review the documentation at "
+    "https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+)
+CLIENT_ASSERTION_TIME_RANGE = Aadsts(
+    700024,
+    "invalid_client",
+    401,
+    "Client assertion is not within its valid time range. Current time: {now}, assertion valid from {start}, "
+    "expiry time of assertion {exp}. Review the documentation at "
+    "https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+)
+# No public record of Entra's answer to a replayed jti: Entryway answers with its generic invalid-client code.
+CLIENT_ASSERTION_REPLAYED = Aadsts(
+    70002,
+    "invalid_client",
+    401,
+    "Error validating credentials. The client assertion with this 'jti' was already used; create a new "
+    "assertion for each request.",
+)
+NO_FEDERATED_CREDENTIALS = Aadsts(
+    70025,
+    "invalid_client",
+    401,
+    "The client '{client_id}'({name}) has no configured federated identity credentials.",
+)
+FEDERATED_NO_MATCH = Aadsts(
+    70021,
+    "invalid_request",
+    400,
+    "No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. "
+    "Assertion Subject: '{subject}'. Assertion Audience: '{audience}'. "
+    "https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+)
+FEDERATED_ISSUER_MISMATCH = Aadsts(
+    700211,
+    "invalid_client",
+    401,
+    "No matching federated identity record found for presented assertion issuer '{issuer}'. Please check your "
+    "federated identity credential Subject, Audience and Issuer against the presented assertion. "
+    "https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+)
+FEDERATED_AUDIENCE_MISMATCH = Aadsts(
+    700212,
+    "invalid_client",
+    401,
+    "No matching federated identity record found for presented assertion audience '{audience}'. Please check "
+    "your federated identity credential Subject, Audience and Issuer against the presented assertion. "
+    "https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+)
+FEDERATED_SUBJECT_MISMATCH = Aadsts(
+    700213,
+    "invalid_client",
+    401,
+    "No matching federated identity record found for presented assertion subject '{subject}'. Check your "
+    "federated identity credential Subject, Audience and Issuer against the presented assertion. "
+    "https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+)
+FEDERATED_KEY_NOT_FOUND = Aadsts(
+    7000272,
+    "invalid_client",
+    401,
+    "The certificate with identifier {kid} used to sign the federated credential could not be found in the "
+    "metadata of identity provider {issuer}. Please validate that your Identity Provider's metadata exposes the "
+    "key used to sign the incoming token.",
+)
+FEDERATED_BAD_SIGNATURE = Aadsts(
+    50027,
+    "invalid_client",
+    401,
+    "Invalid JWT token. External ID token from issuer failed signature verification.",
+)
+
+
 class OAuthError(Exception):
     """An error the token service answers with. `detail` is for the log only."""
 

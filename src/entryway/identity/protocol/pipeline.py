@@ -22,6 +22,12 @@ from entryway.identity.protocol.claims import (
 from entryway.identity.protocol.claims import (
     access_token as access_token_claims,
 )
+from entryway.identity.protocol.client_assertion import (
+    AssertionContext,
+    AssertionReplayPort,
+    IssuerKeys,
+    token_endpoint_audiences,
+)
 from entryway.identity.protocol.client_auth import (
     AuthenticatedClient,
     authenticate_client,
@@ -145,8 +151,16 @@ class TokenEndpoint:
         return grant is not None and grant.issues_user_tokens
 
     def handle(
-        self, request: TokenRequest, directory: DirectoryPort, sign_ins: SignInPort | None = None
+        self,
+        request: TokenRequest,
+        directory: DirectoryPort,
+        sign_ins: SignInPort | None = None,
+        *,
+        replay: AssertionReplayPort | None = None,
+        issuer_keys: IssuerKeys | None = None,
     ) -> dict[str, Any]:
+        """`replay` records certificate assertions' `jti`; `issuer_keys` are the keys of the external issuer a
+        federated assertion names, fetched by the caller (the pipeline does no I/O)."""
         grant_type = request.require("grant_type")
         grant = self._grants.get(grant_type)
         if grant is None:
@@ -167,7 +181,7 @@ class TokenEndpoint:
             raise OAuthError(CLIENT_NOT_FOUND, client_id=client_id, directory=tenant.display_name)
 
         now = self._clock.timestamp()
-        if credential.secret is None and client.public_client and grant.allows_public_clients:
+        if not credential.presented and client.public_client and grant.allows_public_clients:
             authenticated = AuthenticatedClient(client, CLIENT_AUTH_PUBLIC)
         else:
             authenticated = authenticate_client(
@@ -176,6 +190,13 @@ class TokenEndpoint:
                 digester=self._digester,
                 now=utc_from_timestamp(now),
                 missing=grant.missing_credential,
+                assertions=AssertionContext(
+                    directory=directory,
+                    audiences=token_endpoint_audiences(self._origin, (request.tenant_ref, tenant.id)),
+                    replay=replay,
+                    issuer_keys=issuer_keys,
+                    now=now,
+                ),
             )
         if not client.service_principal_enabled:
             raise OAuthError(SERVICE_PRINCIPAL_DISABLED, client_id=client.app_id, name=client.display_name)

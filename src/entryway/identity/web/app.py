@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -10,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from entryway.identity.protocol.client_assertion import IssuerKeys, unverified_issuer, unverified_kid
 from entryway.identity.protocol.errors import (
     ENDPOINT_REQUIRES_POST,
     TENANT_NOT_FOUND_DISCOVERY,
@@ -27,11 +30,34 @@ from entryway.identity.signin.accounts import Accounts
 from entryway.identity.web import discovery
 from entryway.identity.web.context import NO_STORE, Edge, IdentityContext, log
 from entryway.identity.web.device_flow import device_flow_routes
+from entryway.identity.web.external_issuers import ExternalIssuers, is_https_url
 from entryway.identity.web.signin import signin_routes
 from entryway.keys.signer import KeyringSigner, KeyringVerifier
 from entryway.kit.web import BodyTooLarge, JsonResponse, client_address, read_body
 
 __all__ = ["IdentityContext", "create_identity_app"]
+
+
+async def _handle_with_assertion(
+    endpoint: TokenEndpoint, edge: Edge, issuers: ExternalIssuers, request: TokenRequest
+) -> dict[str, Any]:
+    """A client authenticating by assertion: its jti is recorded in a unit of work (and stays recorded when an
+    error follows), and the keys of the external issuer a federated assertion names are fetched first, when a
+    federated credential of the client trusts that issuer (no other URL is ever fetched): the pipeline does
+    no I/O."""
+    assertion, client_id = request.params.get("client_assertion", ""), request.params.get("client_id", "")
+    issuer = unverified_issuer(assertion)
+    issuer_keys: IssuerKeys | None = None
+    if issuer is not None and issuer != client_id and is_https_url(issuer):
+        credentials = await edge.on_directory(lambda d: d.find_federated_credentials(client_id))
+        if any(c.issuer == issuer for c in credentials):
+            issuer_keys = await issuers.keys_for(issuer, unverified_kid(assertion))
+    user_grant = endpoint.is_user_grant(request.params.get("grant_type"))
+    return await edge.in_unit_of_work(
+        lambda d, ledger: endpoint.handle(
+            request, d, ledger if user_grant else None, replay=ledger, issuer_keys=issuer_keys
+        )
+    )
 
 
 def create_identity_app(ctx: IdentityContext) -> Starlette:
@@ -58,6 +84,8 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
     on_directory = edge.on_directory
     in_unit_of_work = edge.in_unit_of_work
 
+    external_issuers = ExternalIssuers(ctx.clock, ca_bundle=ctx.ca_bundle)
+
     async def token(request: Request) -> Response:
         version: Any = 2 if request.url.path.endswith("/v2.0/token") else 1
         try:
@@ -76,7 +104,9 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
                 authorization=request.headers.get("authorization"),
                 client_address=client_address(request),
             )
-            if endpoint.is_user_grant(params.get("grant_type")):
+            if params.get("client_assertion"):
+                result = await _handle_with_assertion(endpoint, edge, external_issuers, token_request)
+            elif endpoint.is_user_grant(params.get("grant_type")):
                 result = await in_unit_of_work(lambda d, ledger: endpoint.handle(token_request, d, ledger))
             else:
                 result = await on_directory(lambda d: endpoint.handle(token_request, d))
@@ -119,4 +149,10 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
         *device_flow_routes(ctx, edge),
         *signin_routes(ctx),
     ]
-    return Starlette(routes=routes)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await external_issuers.aclose()
+
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -38,6 +38,8 @@ class IdentityContext:
     clock: Clock
     # AES-GCM key for users' TOTP secrets, derived from the master key.
     totp_key: bytes = b""
+    # Entryway's own CA (PEM): trusted, with the system's roots, when fetching external issuers' keys.
+    ca_bundle: str | None = None
 
 
 class Edge:

@@ -641,15 +641,20 @@ def make_certificate(
 
 
 def register_certificate(instance: Instance, app_id: str, certificate: WorkloadCertificate) -> None:
-    """Put a certificate on an app registration, straight into the table (also expired ones, which the
-    directory service would refuse to add)."""
+    """Put a certificate on an app registration through the directory service; an expired one, which the
+    service rightly refuses to add, straight into the table (as if it had expired since it was added)."""
     from sqlalchemy import select
 
+    from entryway.identity.directory.service import DirectoryService
     from entryway.kit.ids import new_guid
     from entryway.store.models import ApplicationRow, CertificateRow
 
-    with instance.runtime.db.unit_of_work() as session:
+    runtime = instance.runtime
+    with runtime.db.unit_of_work() as session:
         app = session.scalars(select(ApplicationRow).where(ApplicationRow.app_id == app_id)).one()
+        if certificate.cert.not_valid_after_utc > runtime.clock.now():
+            DirectoryService(session, runtime.clock, runtime.digester).add_certificate(app, certificate.der)
+            return
         session.add(
             CertificateRow(
                 key_id=new_guid(),
@@ -675,22 +680,17 @@ def register_federated_credential(
     expression: str | None = None,
     audiences: tuple[str, ...] = ("api://AzureADTokenExchange",),
 ) -> None:
-    from entryway.kit.ids import new_guid
-    from entryway.store.models import FederatedCredentialRow
+    from entryway.identity.directory.service import DirectoryService
 
-    with instance.runtime.db.unit_of_work() as session:
-        session.add(
-            FederatedCredentialRow(
-                id=new_guid(),
-                owner_app_id=app_id,
-                name=name,
-                issuer=issuer,
-                subject=subject,
-                claims_matching_expression=expression,
-                audiences=list(audiences),
-                description="",
-                created_at=datetime.now(UTC),
-            )
+    runtime = instance.runtime
+    with runtime.db.unit_of_work() as session:
+        DirectoryService(session, runtime.clock, runtime.digester).add_federated_credential(
+            app_id,
+            name=name,
+            issuer=issuer,
+            subject=subject,
+            claims_matching_expression=expression,
+            audiences=audiences,
         )
 
 

@@ -351,3 +351,19 @@ def test_keys_are_cached(kit: Kit, oidc_issuer: OidcIssuer) -> None:
     fetches = oidc_issuer.jwks_fetches
     assert token_request(kit.instance, oidc_issuer.token(SUBJECT, now=now)).status_code == 200
     assert oidc_issuer.jwks_fetches == fetches
+
+
+def test_issuer_whose_tls_certificate_is_not_trusted_yields_no_keys(
+    kit: Kit, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Entryway trusts the system's roots, its own CA and ENTRYWAY_TRUSTED_CA; this issuer's CA is none."""
+    untrusted = OidcIssuer(tmp_path_factory.mktemp("untrusted-issuer"))
+    try:
+        register_federated_credential(
+            kit.instance, WORKLOAD_OUTSIDER_ID, name="untrusted", issuer=untrusted.url, subject=SUBJECT
+        )
+        token = untrusted.token(SUBJECT, now=kit.instance.clock.timestamp())
+        assert_refused(token_request(kit.instance, token, client_id=WORKLOAD_OUTSIDER_ID), 7000272)
+        assert untrusted.jwks_fetches == 0
+    finally:
+        untrusted.stop()

@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 from azure.identity import ClientSecretCredential
+from click.testing import Result
+from cryptography.hazmat.primitives import serialization
+from typer.testing import CliRunner
 
+from entryway.cli.main import app as cli
 from tests.conftest import DEVOPS_SCOPE
+from tests.directory.certificates import make_certificate, pem, sha1_thumbprint
 
 SERVE_TIMEOUT = 60
 
@@ -371,7 +376,10 @@ def test_sign_in_administration_refuses_bad_input_clearly(
     [
         (["tenant", "create", "--domain", "not a domain"], "not a valid domain"),
         (["app", "create", "--tenant", "nowhere.test", "--name", "x"], "tenant 'nowhere.test' not found"),
-        (["org", "member", "add", "--org", "missing"], "give exactly one of --app or --user"),
+        (
+            ["org", "member", "add", "--org", "missing"],
+            "give exactly one of --app, --user or --managed-identity",
+        ),
         (["org", "member", "add", "--org", "missing", "--app", "x"], "organization 'missing' not found"),
         (["keys", "rotate", "--expect", "someone-else"], "nothing rotated"),
     ],
@@ -429,3 +437,135 @@ def test_reserved_organization_names_are_refused(data_dir: Path) -> None:
     result = entryway_cmd("org", "create", "--name", "health", "--tenant", "r.test", data_dir=data_dir)
     assert result.returncode == 2
     assert "'health' is reserved" in result.stderr
+
+
+# --- workload identities (in process: these commands need no server, and a subprocess costs a second) ----
+
+
+def run(*args: str, data_dir: Path) -> Result:
+    """An admin command in this process, as `entryway ... --data-dir DIR` runs it."""
+    return CliRunner().invoke(cli, [*args, "--data-dir", str(data_dir)])
+
+
+def field(output: str, label: str) -> str:
+    match = re.search(rf"^{label}\s+(\S+)", output, re.MULTILINE)
+    assert match, f"no {label!r} in:\n{output}"
+    return match.group(1)
+
+
+def test_workload_identity_commands(data_dir: Path, tmp_path: Path) -> None:
+    assert run("tenant", "create", "--domain", "w.test", data_dir=data_dir).exit_code == 0
+    assert run("app", "create", "--tenant", "w.test", "--name", "deployer", data_dir=data_dir).exit_code == 0
+    cert = make_certificate()
+    cert_file = tmp_path / "deployer.cer"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    app = ["--tenant", "w.test", "--app", "deployer"]
+
+    added = run("app", "cert", "add", *app, "--file", str(cert_file), "--name", "ci", data_dir=data_dir)
+    assert added.exit_code == 0, added.output
+    assert field(added.stdout, "thumbprint") == sha1_thumbprint(cert)
+    listed = run("app", "cert", "list", *app, data_dir=data_dir)
+    assert listed.stdout.split("\t")[1] == sha1_thumbprint(cert)
+    assert listed.stdout.strip().endswith("\tci")
+    removed = run("app", "cert", "remove", *app, "--cert", sha1_thumbprint(cert).lower(), data_dir=data_dir)
+    assert removed.exit_code == 0, removed.output
+    assert run("app", "cert", "list", *app, data_dir=data_dir).stdout == ""
+
+    fic = run(
+        "app", "fic", "add", *app, "--name", "main", "--issuer", "https://token.actions.githubusercontent.com",
+        "--subject", "repo:contoso/app:ref:refs/heads/main", data_dir=data_dir,
+    )  # fmt: skip
+    assert fic.exit_code == 0, fic.output
+    assert run("app", "fic", "list", *app, data_dir=data_dir).stdout == (
+        "main\thttps://token.actions.githubusercontent.com\trepo:contoso/app:ref:refs/heads/main"
+        "\tapi://AzureADTokenExchange\n"
+    )
+
+    created = run(
+        "mi",
+        "create",
+        "--tenant",
+        "w.test",
+        "--name",
+        "agent",
+        "--kind",
+        "user",
+        "--on-host",
+        data_dir=data_dir,
+    )
+    assert created.exit_code == 0, created.output
+    client_id, object_id = field(created.stdout, "client id"), field(created.stdout, "object id")
+    assert field(created.stdout, "on host") == "yes"
+    mi = ["--tenant", "w.test", "--managed-identity", "agent"]
+    on_mi = run(
+        "app", "fic", "add", *mi, "--name", "aks", "--issuer", "https://oidc.w.test",
+        "--subject", "system:serviceaccount:ci:builder", "--audience", "api://Custom", data_dir=data_dir,
+    )  # fmt: skip
+    assert on_mi.exit_code == 0, on_mi.output
+    assert field(on_mi.stdout, "owner") == client_id
+    assert run("app", "fic", "list", *mi, data_dir=data_dir).stdout.startswith("aks\thttps://oidc.w.test\t")
+    assert run("app", "fic", "remove", *mi, "--name", "aks", data_dir=data_dir).exit_code == 0
+    assert run("app", "fic", "list", *mi, data_dir=data_dir).stdout == ""
+
+    off = run("mi", "host", "--name", "agent", "--off", data_dir=data_dir)  # the one tenant that has it
+    assert off.exit_code == 0, off.output
+    assert field(off.stdout, "on host") == "no"
+    assert run("mi", "list", data_dir=data_dir).stdout.split("\t")[:4] == [client_id, object_id, "user", "-"]
+    # Not an app registration.
+    assert "agent" not in run("app", "list", "--tenant", "w.test", data_dir=data_dir).stdout
+
+    assert run("org", "create", "--name", "w", "--tenant", "w.test", data_dir=data_dir).exit_code == 0
+    member = run("org", "member", "add", "--org", "w", "--managed-identity", "agent", data_dir=data_dir)
+    assert member.exit_code == 0, member.output
+    assert member.stdout == f"{object_id}\tservicePrincipal\tbasic\n"
+
+    assert run("mi", "delete", "--tenant", "w.test", "--name", client_id, data_dir=data_dir).exit_code == 0
+    assert run("mi", "list", "--tenant", "w.test", data_dir=data_dir).stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["app", "cert", "add", "--tenant", "w.test", "--app", "x", "--file", "missing.pem"], "cannot read"),
+        (["app", "cert", "add", "--tenant", "w.test", "--app", "x", "--file", "{garbage}"],
+         "not an X.509 certificate"),
+        (["app", "cert", "add", "--tenant", "w.test", "--app", "x", "--file", "{cert}", "--end-date", "soon"],
+         "--end-date: expected an ISO 8601 date"),
+        (["app", "cert", "remove", "--tenant", "w.test", "--app", "x", "--cert", "AB"], "has no certificate 'AB'"),
+        (["app", "fic", "add", "--tenant", "w.test", "--name", "main", "--issuer", "https://i.test",
+          "--subject", "s"], "give exactly one of --app or --managed-identity"),
+        (["app", "fic", "add", "--tenant", "w.test", "--app", "x", "--name", "main", "--issuer", "http://i.test",
+          "--subject", "s"], "must be an https URL"),
+        (["app", "fic", "add", "--tenant", "w.test", "--managed-identity", "host", "--name", "main",
+          "--issuer", "https://i.test", "--subject", "s"], "'host' is a system-assigned managed identity"),
+        (["app", "fic", "remove", "--tenant", "w.test", "--app", "x", "--name", "nope"],
+         "has no federated credential named 'nope'"),
+        (["mi", "create", "--tenant", "w.test", "--name", "a b", "--kind", "user"],
+         "not a valid managed identity name"),
+        (["mi", "create", "--tenant", "w.test", "--name", "agent", "--kind", "group"], "'system' or 'user'"),
+        (["mi", "create", "--tenant", "w.test", "--name", "other", "--kind", "system", "--on-host"],
+         "already carries the system-assigned identity 'host'"),
+        (["mi", "host", "--name", "ghost", "--on"], "managed identity 'ghost' is in no tenant"),
+        (["mi", "delete", "--tenant", "w.test", "--name", "ghost"], "managed identity 'ghost' not found"),
+        (["org", "member", "add", "--org", "w", "--app", "x", "--managed-identity", "host"],
+         "give exactly one of --app, --user or --managed-identity"),
+        (["org", "member", "add", "--org", "w", "--managed-identity", "ghost"], "managed identity 'ghost' not found"),
+    ],
+)  # fmt: skip
+def test_workload_identity_commands_refuse_bad_input_clearly(
+    data_dir: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    for setup in (
+        ["tenant", "create", "--domain", "w.test"],
+        ["app", "create", "--tenant", "w.test", "--name", "x"],
+        ["mi", "create", "--tenant", "w.test", "--name", "host", "--kind", "system", "--on-host"],
+        ["org", "create", "--name", "w", "--tenant", "w.test"],
+    ):
+        assert run(*setup, data_dir=data_dir).exit_code == 0
+    (tmp_path / "garbage.cer").write_bytes(b"not a certificate")
+    (tmp_path / "cert.pem").write_bytes(pem(make_certificate()))
+    args = [a.format(garbage=tmp_path / "garbage.cer", cert=tmp_path / "cert.pem") for a in args]
+    result = run(*args, data_dir=data_dir)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert isinstance(result.exception, SystemExit)  # no traceback: a message and exit code 2

@@ -9,18 +9,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from entryway.config.settings import DEFAULT_DEVOPS_PORT, DEFAULT_IDENTITY_PORT, Settings
+from entryway.kit.clock import as_utc
 
 if TYPE_CHECKING:
     from entryway.devops.orgs.service import OrgService
     from entryway.identity.directory.service import DirectoryService
     from entryway.runtime import Runtime
+    from entryway.store.models import ApplicationRow, ManagedIdentityRow
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Entryway: Entra ID and Azure DevOps, self-hosted."
@@ -28,6 +30,12 @@ app = typer.Typer(
 tenant_app = typer.Typer(no_args_is_help=True, help="Tenants.")
 apps_app = typer.Typer(no_args_is_help=True, help="App registrations and their client secrets.")
 secret_app = typer.Typer(no_args_is_help=True, help="Client secrets of an app registration.")
+cert_app = typer.Typer(no_args_is_help=True, help="Certificates of an app registration (client assertions).")
+fic_app = typer.Typer(
+    no_args_is_help=True,
+    help="Federated identity credentials of an app registration or a user-assigned managed identity.",
+)
+mi_app = typer.Typer(no_args_is_help=True, help="Managed identities, and which ones this host carries.")
 user_app = typer.Typer(no_args_is_help=True, help="Users.")
 mfa_app = typer.Typer(no_args_is_help=True, help="A user's multi-factor authentication (TOTP).")
 org_app = typer.Typer(no_args_is_help=True, help="DevOps organizations.")
@@ -36,6 +44,9 @@ keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys.")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apps_app, name="app")
 apps_app.add_typer(secret_app, name="secret")
+apps_app.add_typer(cert_app, name="cert")
+apps_app.add_typer(fic_app, name="fic")
+app.add_typer(mi_app, name="mi")
 app.add_typer(user_app, name="user")
 user_app.add_typer(mfa_app, name="mfa")
 app.add_typer(org_app, name="org")
@@ -466,6 +477,242 @@ def secret_remove(
         )
 
 
+# --- certificates --------------------------------------------------------------------------------
+
+
+@cert_app.command("add")
+def cert_add(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    app_ref: AppOpt,
+    file: Annotated[
+        Path,
+        typer.Option("--file", help="The public certificate, PEM or DER (.pem, .cer, .crt); no private key."),
+    ],
+    name: Annotated[str, typer.Option(help="Description (default: the certificate's subject).")] = "",
+    end_date: Annotated[
+        str | None,
+        typer.Option(help="Stop accepting it on this date (ISO 8601), before the certificate expires."),
+    ] = None,
+) -> None:
+    """Add a public certificate: client assertions signed with its private key authenticate the app."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from exc
+    end = _parse_date(end_date, "--end-date") if end_date is not None else None
+    with admin(data_dir) as a:
+        directory = a.directory
+        application = directory.find_application(directory.find_tenant(tenant), app_ref)
+        cert = directory.add_certificate(application, data, display_name=name, end_date=end)
+        typer.echo(f"key id      {cert.key_id}")
+        typer.echo(f"thumbprint  {cert.thumbprint_sha1}")
+        typer.echo(f"sha256      {cert.thumbprint_sha256}")
+        typer.echo(f"valid       {cert.not_before.isoformat()} to {cert.not_after.isoformat()}")
+
+
+def _parse_date(value: str, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise fail(f"{option}: expected an ISO 8601 date, like 2027-06-30") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@cert_app.command("list")
+def cert_list(data_dir: DataDir, tenant: TenantOpt, app_ref: AppOpt) -> None:
+    """List an app's certificates: key id, SHA-1 thumbprint, end, description."""
+    with admin(data_dir, write=False) as a:
+        directory = a.directory
+        application = directory.find_application(directory.find_tenant(tenant), app_ref)
+        for c in directory.list_certificates(application):
+            typer.echo(
+                f"{c.key_id}\t{c.thumbprint_sha1}\t{as_utc(c.not_after).isoformat()}\t{c.display_name}"
+            )
+
+
+@cert_app.command("remove")
+def cert_remove(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    app_ref: AppOpt,
+    cert: Annotated[str, typer.Option("--cert", help="Key id, or SHA-1 or SHA-256 thumbprint.")],
+) -> None:
+    """Remove a certificate; assertions signed with its key stop working at once."""
+    with admin(data_dir) as a:
+        directory = a.directory
+        directory.remove_certificate(directory.find_application(directory.find_tenant(tenant), app_ref), cert)
+
+
+# --- federated identity credentials --------------------------------------------------------------
+
+FicAppOpt = Annotated[str | None, typer.Option("--app", help="Client id or name of the app registration.")]
+FicMiOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--managed-identity", help="Name, client id or resource id of a user-assigned managed identity."
+    ),
+]
+
+
+def _fic_owner(
+    a: Admin, tenant: str, app_ref: str | None, managed_identity: str | None
+) -> ApplicationRow | ManagedIdentityRow:
+    if (app_ref is None) == (managed_identity is None):
+        raise fail("give exactly one of --app or --managed-identity")
+    t = a.directory.find_tenant(tenant)
+    if app_ref is not None:
+        return a.directory.find_application(t, app_ref)
+    assert managed_identity is not None
+    return a.directory.find_managed_identity(t, managed_identity)
+
+
+@fic_app.command("add")
+def fic_add(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    name: Annotated[str, typer.Option(help="Name, unique for the owner (3-120 letters, digits, - and _).")],
+    issuer: Annotated[str, typer.Option(help="The external issuer, as its tokens' 'iss' claim writes it.")],
+    app_ref: FicAppOpt = None,
+    managed_identity: FicMiOpt = None,
+    subject: Annotated[str | None, typer.Option(help="The tokens' 'sub' claim, matched exactly.")] = None,
+    claims_matching_expression: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of --subject (apps only), e.g. \"claims['sub'] matches 'repo:org/app:*'\"."
+        ),
+    ] = None,
+    audience: Annotated[str, typer.Option(help="The tokens' 'aud' claim.")] = "api://AzureADTokenExchange",
+    description: Annotated[str, typer.Option(help="Description.")] = "",
+) -> None:
+    """Trust an external issuer's tokens for a subject: they authenticate the app or managed identity."""
+    with admin(data_dir) as a:
+        fic = a.directory.add_federated_credential(
+            _fic_owner(a, tenant, app_ref, managed_identity),
+            name=name,
+            issuer=issuer,
+            subject=subject,
+            claims_matching_expression=claims_matching_expression,
+            audiences=[audience],
+            description=description,
+        )
+        typer.echo(f"id        {fic.id}")
+        typer.echo(f"owner     {fic.owner_app_id}")
+
+
+@fic_app.command("list")
+def fic_list(
+    data_dir: DataDir, tenant: TenantOpt, app_ref: FicAppOpt = None, managed_identity: FicMiOpt = None
+) -> None:
+    """List federated credentials: name, issuer, subject (or expression), audience."""
+    with admin(data_dir, write=False) as a:
+        for f in a.directory.list_federated_credentials(_fic_owner(a, tenant, app_ref, managed_identity)):
+            match = f.subject if f.subject is not None else f"expression: {f.claims_matching_expression}"
+            typer.echo(f"{f.name}\t{f.issuer}\t{match}\t{','.join(f.audiences)}")
+
+
+@fic_app.command("remove")
+def fic_remove(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    name: Annotated[str, typer.Option(help="Name of the federated credential.")],
+    app_ref: FicAppOpt = None,
+    managed_identity: FicMiOpt = None,
+) -> None:
+    """Remove a federated credential; its issuer's tokens stop working at once."""
+    with admin(data_dir) as a:
+        a.directory.remove_federated_credential(_fic_owner(a, tenant, app_ref, managed_identity), name)
+
+
+# --- managed identities --------------------------------------------------------------------------
+
+MiNameOpt = Annotated[str, typer.Option("--name", help="Name, client id, object id or resource id.")]
+MiTenantOpt = Annotated[
+    str | None,
+    typer.Option("--tenant", help="Tenant id or domain (default: the one tenant with that identity)."),
+]
+
+
+def _show_mi(mi: ManagedIdentityRow) -> None:
+    typer.echo(f"client id    {mi.app_id}")
+    typer.echo(f"object id    {mi.object_id}")
+    typer.echo(f"resource id  {mi.resource_id}")
+    typer.echo(f"kind         {mi.kind}")
+    typer.echo(f"on host      {'yes' if mi.on_host else 'no'}")
+
+
+def _find_mi(a: Admin, tenant: str | None, ref: str) -> ManagedIdentityRow:
+    if tenant is not None:
+        return a.directory.find_managed_identity(a.directory.find_tenant(tenant), ref)
+    found = [
+        m for t in a.directory.list_tenants() if (m := a.directory.find_managed_identity_or_none(t, ref))
+    ]
+    if len(found) != 1:
+        where = "no tenant" if not found else f"{len(found)} tenants"
+        raise fail(f"managed identity '{ref}' is in {where}; name the tenant with --tenant")
+    return found[0]
+
+
+@mi_app.command("create")
+def mi_create(
+    data_dir: DataDir,
+    tenant: TenantOpt,
+    name: Annotated[str, typer.Option(help="Name (3-128 letters, digits, - and _).")],
+    kind: Annotated[str, typer.Option(help="user (user-assigned) or system (a host resource's own).")],
+    resource_id: Annotated[
+        str | None,
+        typer.Option(help="Azure resource id (default: one in resource group 'entryway' of the tenant)."),
+    ] = None,
+    on_host: Annotated[
+        bool, typer.Option(help="This host carries it: its token endpoints issue for it.")
+    ] = False,
+) -> None:
+    """Create a managed identity with its service principal."""
+    with admin(data_dir) as a:
+        directory = a.directory
+        mi = directory.create_managed_identity(
+            directory.find_tenant(tenant), name, kind=kind, resource_id=resource_id, on_host=on_host
+        )
+        _show_mi(mi)
+
+
+@mi_app.command("list")
+def mi_list(
+    data_dir: DataDir,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Tenant id or domain (default: all).")
+    ] = None,
+) -> None:
+    """List managed identities: client id, object id, kind, on host, name, resource id."""
+    with admin(data_dir, write=False) as a:
+        directory = a.directory
+        t = directory.find_tenant(tenant) if tenant is not None else None
+        for mi in directory.list_managed_identities(t):
+            host = "on-host" if mi.on_host else "-"
+            typer.echo(f"{mi.app_id}\t{mi.object_id}\t{mi.kind}\t{host}\t{mi.name}\t{mi.resource_id}")
+
+
+@mi_app.command("host")
+def mi_host(
+    data_dir: DataDir,
+    name: MiNameOpt,
+    on: Annotated[bool, typer.Option("--on/--off", help="Whether this host carries the identity.")],
+    tenant: MiTenantOpt = None,
+) -> None:
+    """Put a managed identity on this host (its IMDS and App Service endpoints issue tokens for it) or off."""
+    with admin(data_dir) as a:
+        mi = _find_mi(a, tenant, name)
+        a.directory.set_on_host(mi, on)
+        _show_mi(mi)
+
+
+@mi_app.command("delete")
+def mi_delete(data_dir: DataDir, name: MiNameOpt, tenant: MiTenantOpt = None) -> None:
+    """Delete a managed identity, its service principal and its federated credentials."""
+    with admin(data_dir) as a:
+        a.directory.delete_managed_identity(_find_mi(a, tenant, name))
+
+
 # --- users ---------------------------------------------------------------------------------------
 
 
@@ -585,17 +832,26 @@ def member_add(
         str | None, typer.Option("--app", help="Client id or name of an app in the org's tenant.")
     ] = None,
     user: Annotated[str | None, typer.Option(help="UPN of a user in the org's tenant.")] = None,
+    managed_identity: Annotated[
+        str | None, typer.Option("--managed-identity", help="Name or client id of a managed identity.")
+    ] = None,
     access: Annotated[str, typer.Option(help="stakeholder, basic or basicPlusTest.")] = "basic",
 ) -> None:
-    """Add a service principal or a user to an organization (or change its access level)."""
+    """Add a service principal, a user or a managed identity to an organization (or change its access)."""
     from entryway.config.members import add_member
     from entryway.devops.orgs.service import AccessLevel
 
-    if (app_ref is None) == (user is None):
-        raise fail("give exactly one of --app or --user")
+    if sum(ref is not None for ref in (app_ref, user, managed_identity)) != 1:
+        raise fail("give exactly one of --app, --user or --managed-identity")
     with admin(data_dir) as a:
         m, _changed = add_member(
-            a.directory, a.orgs, a.orgs.get(org), app_ref=app_ref, upn=user, access=AccessLevel.parse(access)
+            a.directory,
+            a.orgs,
+            a.orgs.get(org),
+            app_ref=app_ref,
+            upn=user,
+            managed_identity=managed_identity,
+            access=AccessLevel.parse(access),
         )
         typer.echo(f"{m.object_id}\t{m.kind}\t{m.access_level}")
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from entryway.config.settings import Settings
 from entryway.identity.directory.reads import SqlDirectory
 from entryway.identity.directory.service import DEFAULT_FIC_AUDIENCE, DirectoryError, DirectoryService
+from entryway.identity.protocol.client_assertion import matches_claims_expression
 from entryway.runtime import Runtime
 from entryway.store.models import (
     ApplicationRow,
@@ -423,7 +424,12 @@ FIC_REFUSALS: list[tuple[str, dict[str, object], str]] = [
     ),
     ("empty subject", {"subject": " "}, "subject must be 1 to 600"),
     ("subject too long", {"subject": "s" * 601}, "subject must be 1 to 600"),
-    ("expression naming no claim", {"subject": None, "claims_matching_expression": "sub eq 's'"}, "names no claim"),
+    ("expression naming no claim", {"subject": None, "claims_matching_expression": "sub eq 's'"}, "cannot read"),
+    ("expression with an unknown operator",
+     {"subject": None, "claims_matching_expression": "claims['sub'] eq 'a' and claims['x'] like 'b'"},
+     "cannot read 'claims.'x'. like 'b''"),
+    ("expression with or", {"subject": None, "claims_matching_expression": "claims['a'] eq 'a' or claims['b'] eq 'b'"},
+     "cannot read"),
     ("two audiences", {"audiences": ["a", "b"]}, "exactly one audience"),
     ("no audience", {"audiences": []}, "exactly one audience"),
     ("audience too long", {"audiences": ["a" * 601]}, "audience must be 1 to 600"),
@@ -458,3 +464,28 @@ def test_federated_credential_names_are_unique_per_owner_and_at_most_twenty(
     # Another owner may use the same name.
     other = directory.create_application(tenant, "other")[0]
     directory.add_federated_credential(other, name="fic-00", issuer=GITHUB, subject="s0")
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "claims['sub'] matches 'repo:contoso/app:ref:refs/heads/*'",
+        "claims['sub'] eq 'repo:contoso/app:environment:prod' AND claims['job_workflow_ref'] startswith 'contoso/'",
+        "claims['sub'] eq 'it''s'",
+    ],
+)
+def test_claims_matching_expressions_are_what_the_token_endpoint_reads(
+    directory: DirectoryService, app: ApplicationRow, expression: str
+) -> None:
+    directory.add_federated_credential(
+        app, name="flexible", issuer=GITHUB, claims_matching_expression=expression
+    )
+    claims = {
+        "sub": "repo:contoso/app:ref:refs/heads/main",
+        "job_workflow_ref": "contoso/ci/.github/workflows/deploy.yml@refs/heads/main",
+    }
+    if "environment" in expression:
+        claims["sub"] = "repo:contoso/app:environment:prod"
+    if "it''s" in expression:
+        claims["sub"] = "it's"
+    assert matches_claims_expression(expression, claims) is True

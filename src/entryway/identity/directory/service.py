@@ -80,6 +80,9 @@ DEFAULT_FIC_AUDIENCE = "api://AzureADTokenExchange"
 MAX_FEDERATED_CREDENTIALS = 20
 MAX_FIC_VALUE_LENGTH = 600
 MAX_CLAIMS_EXPRESSION_LENGTH = 2048
+_CLAIMS_TERM = re.compile(
+    r"\s*claims\['([^']+)'\]\s+(eq|matches|startswith)\s+'((?:[^']|'')*)'\s*", re.IGNORECASE
+)
 _FIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$")
 
 
@@ -1066,17 +1069,20 @@ def check_issuer(issuer: str) -> None:
 
 
 def check_claims_matching_expression(expression: str) -> None:
-    """A flexible federated credential's expression (languageVersion 1), e.g.
-    `claims['sub'] matches 'repo:contoso/app:ref:refs/heads/*'`; the token endpoint evaluates it."""
+    """A flexible federated credential's expression (Entra's languageVersion 1), in the part the token
+    endpoint evaluates (client_assertion.matches_claims_expression): terms `claims['name'] eq 'value'`,
+    `claims['name'] matches 'pat*tern'` or `claims['name'] startswith 'value'`, joined by `and`. An
+    expression the token endpoint could not read would match nothing, so it is refused here."""
     if not expression.strip() or len(expression) > MAX_CLAIMS_EXPRESSION_LENGTH:
         raise DirectoryError(
             f"a claims-matching expression must be 1 to {MAX_CLAIMS_EXPRESSION_LENGTH} characters long"
         )
-    if "claims[" not in expression:
-        raise DirectoryError(
-            f"claims-matching expression '{expression}' names no claim; write e.g. "
-            "claims['sub'] matches 'repo:contoso/app:*'"
-        )
+    for term in re.split(r"\s+and\s+", expression.strip(), flags=re.IGNORECASE):
+        if _CLAIMS_TERM.fullmatch(term) is None:
+            raise DirectoryError(
+                f"cannot read '{term}' in claims-matching expression '{expression}': write terms like "
+                "claims['sub'] matches 'repo:contoso/app:*' (eq, matches or startswith), joined by 'and'"
+            )
 
 
 def _check_federated_credential_values(

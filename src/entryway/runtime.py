@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.applications import Starlette
 
 from entryway.config.settings import Settings
 from entryway.devops.web.app import DevOpsContext, create_devops_app
+from entryway.identity.managed.header import identity_header
 from entryway.identity.web.app import IdentityContext, create_identity_app
+from entryway.identity.web.managed_identity import create_app_service_app, create_imds_app
 from entryway.keys.keyring import KeyEncryptor, Keyring, KeyService, MasterKeyMismatch
 from entryway.kit.clock import Clock, SystemClock
 from entryway.kit.secrets import MasterKey, SecretDigester
@@ -41,6 +43,8 @@ class Runtime:
         except MasterKeyMismatch:
             db.dispose()
             raise
+        if settings.identity_header is None:
+            settings = replace(settings, identity_header=identity_header(master_key))
         return cls(
             settings=settings,
             clock=clock,
@@ -51,17 +55,27 @@ class Runtime:
             keyring=Keyring(db, encryptor, clock),
         )
 
-    def identity_app(self) -> Starlette:
-        return create_identity_app(
-            IdentityContext(
-                origin=self.settings.identity_origin,
-                db=self.db,
-                keyring=self.keyring,
-                digester=self.digester,
-                clock=self.clock,
-                totp_key=self.master_key.derive(TOTP_PURPOSE),
-            )
+    def _identity_context(self) -> IdentityContext:
+        return IdentityContext(
+            origin=self.settings.identity_origin,
+            db=self.db,
+            keyring=self.keyring,
+            digester=self.digester,
+            clock=self.clock,
+            totp_key=self.master_key.derive(TOTP_PURPOSE),
         )
+
+    def identity_app(self) -> Starlette:
+        return create_identity_app(self._identity_context())
+
+    def imds_app(self) -> Starlette:
+        """The IMDS-compatible managed identity endpoint (plain HTTP, loopback)."""
+        return create_imds_app(self._identity_context())
+
+    def app_service_app(self) -> Starlette:
+        """The App Service-compatible managed identity endpoint (plain HTTP, loopback)."""
+        assert self.settings.identity_header is not None
+        return create_app_service_app(self._identity_context(), self.settings.identity_header)
 
     def devops_app(self) -> Starlette:
         return create_devops_app(

@@ -1,10 +1,12 @@
-"""Serving both origins over TLS with uvicorn: in the foreground (`entryway serve`), in worker processes
-sharing the ports with SO_REUSEPORT, or on a background thread (tests)."""
+"""Serving both origins over TLS with uvicorn, and the managed identity endpoints over plain HTTP on
+loopback: in the foreground (`entryway serve`), in worker processes sharing the ports with SO_REUSEPORT, or on a
+background thread (tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import signal
@@ -17,7 +19,12 @@ from typing import Any
 
 import uvicorn
 
-from entryway.config.settings import Settings
+from entryway.config.settings import (
+    DEFAULT_APP_SERVICE_PORT,
+    DEFAULT_IMDS_PORT,
+    MANAGED_IDENTITY_BIND,
+    Settings,
+)
 from entryway.kit.clock import Clock
 from entryway.kit.tls import TlsFiles, ensure_tls
 from entryway.runtime import Runtime
@@ -31,14 +38,46 @@ SHUTDOWN_GRACE_SECONDS = 0.5
 def bind_socket(host: str, port: int, *, reuse_port: bool, listen: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    if listen:
-        sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        if listen:
+            sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
+
+
+def bind_loopback(port: int | None, default: int, *, reuse_port: bool, listen: bool) -> socket.socket:
+    """A managed identity endpoint's socket, on loopback only. A port left unset is the default one, or, when
+    another process holds that, an ephemeral one (the banner shows which)."""
+    if port is not None:
+        return bind_socket(MANAGED_IDENTITY_BIND, port, reuse_port=reuse_port, listen=listen)
+    try:
+        return bind_socket(MANAGED_IDENTITY_BIND, default, reuse_port=reuse_port, listen=listen)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.warning("port %s is taken; the managed identity endpoint listens on another one", default)
+        return bind_socket(MANAGED_IDENTITY_BIND, 0, reuse_port=reuse_port, listen=listen)
+
+
+def _managed_identity_sockets(settings: Settings, *, reuse_port: bool, listen: bool) -> list[socket.socket]:
+    if not settings.managed_identity:
+        return []
+    imds = bind_loopback(settings.imds_port, DEFAULT_IMDS_PORT, reuse_port=reuse_port, listen=listen)
+    try:
+        app_service = bind_loopback(
+            settings.app_service_port, DEFAULT_APP_SERVICE_PORT, reuse_port=reuse_port, listen=listen
+        )
+    except OSError:
+        imds.close()
+        raise
+    return [imds, app_service]
 
 
 class _Server(uvicorn.Server):
@@ -50,11 +89,12 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn_server(app: Any, tls: TlsFiles) -> uvicorn.Server:
+def _uvicorn_server(app: Any, tls: TlsFiles | None) -> uvicorn.Server:
+    """A server for one app: over TLS with `tls`, plain HTTP without (the loopback managed identity endpoints)."""
     config = uvicorn.Config(
         app,
-        ssl_certfile=str(tls.server_cert),
-        ssl_keyfile=str(tls.server_key),
+        ssl_certfile=None if tls is None else str(tls.server_cert),
+        ssl_keyfile=None if tls is None else str(tls.server_key),
         http="httptools",
         lifespan="on",
         log_level="warning",
@@ -99,9 +139,23 @@ class _Serving:
                     transport.abort()
 
 
+def _servers(runtime: Runtime, tls: TlsFiles) -> list[uvicorn.Server]:
+    """In the order of the sockets: identity, DevOps, then IMDS and App Service when they are served."""
+    servers = [_uvicorn_server(runtime.identity_app(), tls), _uvicorn_server(runtime.devops_app(), tls)]
+    if runtime.settings.managed_identity:
+        servers += [
+            _uvicorn_server(runtime.imds_app(), None),
+            _uvicorn_server(runtime.app_service_app(), None),
+        ]
+    return servers
+
+
 class EntrywayServer:
-    """One installation's two origins. `prepare()` binds the ports (0 picks free ones), makes the TLS
-    files, migrates the database and makes sure a signing key exists."""
+    """One installation's two origins and its managed identity endpoints. `prepare()` binds the ports (0 picks
+    free ones), makes the TLS files, migrates the database and makes sure a signing key exists.
+
+    With worker processes, every worker serves every port, the managed identity ones included (SO_REUSEPORT),
+    so no process is special."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self._requested = settings
@@ -125,7 +179,16 @@ class EntrywayServer:
             bind_socket(requested.bind, requested.identity_port, reuse_port=multi, listen=not multi),
             bind_socket(requested.bind, requested.devops_port, reuse_port=multi, listen=not multi),
         ]
-        settings = requested.with_ports(self._sockets[0].getsockname()[1], self._sockets[1].getsockname()[1])
+        try:
+            self._sockets += _managed_identity_sockets(requested, reuse_port=multi, listen=not multi)
+        except OSError:
+            for sock in self._sockets:
+                sock.close()
+            raise
+        ports = [sock.getsockname()[1] for sock in self._sockets]
+        settings = requested.with_ports(ports[0], ports[1])
+        if requested.managed_identity:
+            settings = settings.with_managed_identity_ports(ports[2], ports[3])
         runtime = Runtime.open(settings, self._clock)
         names = [settings.host, *settings.extra_names]
         self.tls = ensure_tls(settings.tls_dir, names, runtime.clock.now())
@@ -133,16 +196,26 @@ class EntrywayServer:
         self.runtime = runtime
         return runtime
 
+    @property
+    def imds_url(self) -> str | None:
+        """The IMDS-compatible endpoint's origin (AZURE_POD_IDENTITY_AUTHORITY_HOST); None when not served."""
+        return self.settings.imds_origin
+
+    @property
+    def identity_endpoint(self) -> str | None:
+        """The App Service-compatible token URL (IDENTITY_ENDPOINT); None when not served."""
+        return self.settings.identity_endpoint
+
+    @property
+    def identity_header(self) -> str | None:
+        """The App Service-compatible endpoint's secret (IDENTITY_HEADER)."""
+        return self.settings.identity_header
+
     # --- one process -----------------------------------------------------------------------------
 
     def _serving_for(self, runtime: Runtime) -> _Serving:
         assert self.tls is not None
-        return _Serving(
-            [
-                _uvicorn_server(runtime.identity_app(), self.tls),
-                _uvicorn_server(runtime.devops_app(), self.tls),
-            ]
-        )
+        return _Serving(_servers(runtime, self.tls))
 
     def serve_forever(self) -> None:
         """Serve in this process (and in worker processes when `workers` > 1) until interrupted."""
@@ -154,7 +227,7 @@ class EntrywayServer:
         _run_loop(self._serving.run(self._sockets))
 
     def start_in_thread(self) -> None:
-        """Serve on a background thread (tests); returns once both origins accept connections."""
+        """Serve on a background thread (tests); returns once every endpoint accepts connections."""
         runtime = self.runtime or self.prepare()
         self._serving = self._serving_for(runtime)
         serving = self._serving
@@ -220,7 +293,8 @@ def _run_loop(coro: Any) -> None:
 
 
 def _worker_main(settings: Settings) -> None:
-    """A worker: its own sockets on the shared ports (SO_REUSEPORT spreads connections across workers)."""
+    """A worker: its own sockets on the shared ports (SO_REUSEPORT spreads connections across workers), the
+    managed identity ones included."""
     runtime = Runtime.open(settings, run_migrations=False)
     tls = TlsFiles(
         settings.tls_dir / "ca.pem", settings.tls_dir / "server.pem", settings.tls_dir / "server-key.pem"
@@ -228,9 +302,9 @@ def _worker_main(settings: Settings) -> None:
     sockets = [
         bind_socket(settings.bind, settings.identity_port, reuse_port=True, listen=True),
         bind_socket(settings.bind, settings.devops_port, reuse_port=True, listen=True),
+        # The main process resolved the ports: every worker binds exactly these.
+        *_managed_identity_sockets(settings, reuse_port=True, listen=True),
     ]
-    serving = _Serving(
-        [_uvicorn_server(runtime.identity_app(), tls), _uvicorn_server(runtime.devops_app(), tls)]
-    )
+    serving = _Serving(_servers(runtime, tls))
     signal.signal(signal.SIGTERM, lambda *_: serving.stop())
     _run_loop(serving.run(sockets))

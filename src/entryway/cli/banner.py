@@ -26,6 +26,21 @@ def exports(
     return lines
 
 
+def managed_identity_exports(settings: Settings) -> list[str]:
+    """For code on this host using a managed identity: IMDS, or App Service (msal prefers App Service when both
+    are set). Meant for a shell without AZURE_CLIENT_ID: DefaultAzureCredential would ask for that client id."""
+    if settings.imds_origin is None or settings.identity_endpoint is None:
+        return []
+    header = shlex.quote(settings.identity_header or "")
+    return [
+        "# IMDS, as on a virtual machine:",
+        f"export AZURE_POD_IDENTITY_AUTHORITY_HOST={settings.imds_origin}",
+        "# or App Service, as in a web app or function:",
+        f"export IDENTITY_ENDPOINT={settings.identity_endpoint}",
+        f"export IDENTITY_HEADER={header}",
+    ]
+
+
 PYTHON_EXAMPLE = """\
 import os, requests
 from azure.identity import ClientSecretCredential
@@ -67,6 +82,13 @@ def render(settings: Settings, seed: DemoSeed | None, *, first_start: bool) -> s
         f"  data directory     {settings.data_dir}",
         "",
     ]
+    if settings.imds_origin is not None:
+        out += [
+            "Managed identity endpoints (loopback, plain HTTP) for code on this host, in a shell without",
+            "AZURE_CLIENT_ID; they issue tokens for the managed identities this host carries:",
+            *("  " + line for line in managed_identity_exports(settings)),
+            "",
+        ]
     if seed is not None:
         out += [
             "Demo tenant, app and organization (created on this first start):",

@@ -108,6 +108,11 @@ def test_certificate_credential_with_a_pem_file(workload: Workload, tmp_path: Pa
         disable_instance_discovery=True,
     )
     assert_member_token(workload.instance, credential.get_token(DEVOPS_SCOPE).token)
+    # A second scope: msal sends the assertion it signed for the first request again (it keeps one for nine
+    # minutes), which must be accepted.
+    assert_member_token(
+        workload.instance, credential.get_token("https://app.vssps.visualstudio.com/.default").token
+    )
 
 
 def test_certificate_credential_with_a_password_protected_pfx(workload: Workload, tmp_path: Path) -> None:

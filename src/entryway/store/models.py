@@ -169,11 +169,13 @@ class FederatedCredentialRow(Base):
 
 
 class UsedAssertionRow(Base):
-    """A client assertion's `jti`, kept until the assertion expires, so it is accepted once."""
+    """A client assertion's `jti`, kept until the assertion expires, so that no other assertion uses it."""
 
     __tablename__ = "used_assertions"
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # of (client id, issuer, jti)
+    # Of the whole assertion: the identical assertion may be presented again (msal does, for 9 minutes).
+    assertion_digest: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 

@@ -67,8 +67,10 @@ MAX_ASSERTION_CHARS = 16 * 1024
 
 
 class AssertionReplayPort(Protocol):
-    def mark_assertion_used(self, *, client_id: str, issuer: str, jti: str, expires_at: datetime) -> bool:
-        """Record `jti` until `expires_at`; False when it was already recorded (a replay)."""
+    def mark_assertion_used(
+        self, *, client_id: str, issuer: str, jti: str, expires_at: datetime, assertion: str
+    ) -> bool:
+        """Record `jti` until `expires_at`; False when another assertion already used it."""
         ...
 
 
@@ -193,9 +195,10 @@ def _verify_certificate_assertion(
         issuer=client.app_id,
         jti=str(claims["jti"]),
         expires_at=datetime.fromtimestamp(expires_at + ASSERTION_LEEWAY_SECONDS, UTC),
+        assertion=token,
     )
     if not fresh:
-        raise OAuthError(CLIENT_ASSERTION_REPLAYED, detail=f"jti {claims['jti']!r} replayed")
+        raise OAuthError(CLIENT_ASSERTION_REPLAYED, detail=f"jti {claims['jti']!r} used by another assertion")
 
 
 _SIGNATURE_ONLY: Any = {

@@ -384,8 +384,8 @@ CLIENT_ASSERTION_REPLAYED = Aadsts(
     70002,
     "invalid_client",
     401,
-    "Error validating credentials. The client assertion with this 'jti' was already used; create a new "
-    "assertion for each request.",
+    "Error validating credentials. Another client assertion already used this 'jti'; give each assertion a "
+    "'jti' of its own.",
 )
 NO_FEDERATED_CREDENTIALS = Aadsts(
     70025,

@@ -45,7 +45,13 @@ from entryway.identity.protocol.pkce import verifier_matches
 from entryway.identity.protocol.sign_ins import PasswordCheck, SignIn
 from entryway.kit.clock import Clock, as_utc
 from entryway.kit.ids import new_guid
-from entryway.kit.secrets import AUTHORIZATION_CODE, DEVICE_CODE, REFRESH_TOKEN, SecretDigester
+from entryway.kit.secrets import (
+    AUTHORIZATION_CODE,
+    DEVICE_CODE,
+    REFRESH_TOKEN,
+    SecretDigester,
+    constant_time_equals,
+)
 from entryway.store.models import (
     AuthorizationCodeRow,
     DeviceCodeRow,
@@ -444,20 +450,30 @@ class Ledger:
 
     # --- client assertions ------------------------------------------------------------------------
 
-    def mark_assertion_used(self, *, client_id: str, issuer: str, jti: str, expires_at: datetime) -> bool:
-        """Record an assertion's `jti` until it expires; False when it was already used (a replay).
+    def mark_assertion_used(
+        self, *, client_id: str, issuer: str, jti: str, expires_at: datetime, assertion: str
+    ) -> bool:
+        """Record an assertion's `jti` until it expires. False when another assertion already used it.
 
-        The key is a digest of client, issuer and jti, so a forged jti cannot collide with another client's.
-        Expired records are dropped on the way: an assertion past `exp` is refused anyway."""
+        The identical assertion may be presented again until it expires: msal signs one and sends it for nine
+        minutes (its `AutoRefresher`), so Entra evidently does not spend a `jti` on first use; what is refused
+        is a second assertion carrying the same `jti`. The key is a digest of client, issuer and jti, so one
+        client's jti never collides with another's. Expired records are dropped on the way."""
         now = self._clock.now()
         self._session.execute(delete(UsedAssertionRow).where(UsedAssertionRow.expires_at < now))
         digest = self._digester.digest(f"assertion|{client_id}|{issuer}|{jti}")
-        if self._session.get(UsedAssertionRow, digest) is not None:
-            return False
+        fingerprint = self._digester.digest(f"assertion-body|{assertion}")
+        seen = self._session.get(UsedAssertionRow, digest)
+        if seen is not None:
+            return seen.assertion_digest is not None and constant_time_equals(
+                seen.assertion_digest, fingerprint
+            )
         try:
             with self._session.begin_nested():  # a savepoint: losing the race leaves the transaction usable
-                self._session.add(UsedAssertionRow(digest=digest, expires_at=expires_at))
-        except IntegrityError:  # a concurrent use of the same assertion won
+                self._session.add(
+                    UsedAssertionRow(digest=digest, assertion_digest=fingerprint, expires_at=expires_at)
+                )
+        except IntegrityError:  # a concurrent use of the same jti won
             return False
         return True
 

@@ -63,6 +63,8 @@ class Runtime:
             digester=self.digester,
             clock=self.clock,
             totp_key=self.master_key.derive(TOTP_PURPOSE),
+            # External OIDC issuers (federated credentials) may be served with a certificate from this CA.
+            ca_bundle=str(self.settings.ca_bundle),
         )
 
     def identity_app(self) -> Starlette:

@@ -143,6 +143,11 @@ def test_serve_prints_what_a_user_needs_and_it_works(served: Served, data_dir: P
     assert f"export AZURE_TENANT_ID={tenant_id}" in env.stdout
     assert f"export AZURE_CLIENT_ID={client_id}" in env.stdout
     assert secret not in env.stdout
+    # The managed identity endpoints the running server listens on, and the header it checks.
+    for name in ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"):
+        exported = re.search(rf"^export {name}=(\S+)$", env.stdout, re.MULTILINE)
+        assert exported, env.stdout
+        assert f"export {name}={exported.group(1)}" in served.banner
 
     # A new secret made while the server runs works at once; removing it stops it at once.
     added = entryway_cmd(

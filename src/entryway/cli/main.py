@@ -126,6 +126,8 @@ def _saved_settings(data_dir: Path) -> Settings:
             identity_port=saved["identity_port"],
             devops_port=saved["devops_port"],
             database_url=saved.get("database_url"),
+            imds_port=saved.get("imds_port"),
+            app_service_port=saved.get("app_service_port"),
         )
     return Settings(data_dir=data_dir)
 
@@ -211,6 +213,8 @@ def serve(
                 "host": actual.host,
                 "identity_port": actual.identity_port,
                 "devops_port": actual.devops_port,
+                "imds_port": actual.imds_port,
+                "app_service_port": actual.app_service_port,
                 "database_url": actual.database_url,
                 "identity_origin": actual.identity_origin,
                 "devops_origin": actual.devops_origin,
@@ -239,7 +243,7 @@ def env(
     org: Annotated[str | None, typer.Option(help="Organization name.")] = None,
 ) -> None:
     """Print the environment exports for this instance (client secrets are never stored, so never printed)."""
-    from entryway.cli.banner import exports
+    from entryway.cli.banner import exports, managed_identity_exports
     from entryway.config.seed import DEMO_APP, DEMO_ORG, demo_tenant_id
 
     with admin(data_dir, write=False) as a:
@@ -252,6 +256,11 @@ def env(
         for line in exports(a.runtime.settings, t.id, application.app_id, None, org_name):
             typer.echo(line)
         typer.echo("# AZURE_CLIENT_SECRET is shown only when it is created: `entryway app secret add`.")
+        managed = managed_identity_exports(a.runtime.settings)
+        if managed:
+            typer.echo("# Managed identities on this host (in a shell without AZURE_CLIENT_ID):")
+            for line in managed:
+                typer.echo(line)
 
 
 # --- tenants -------------------------------------------------------------------------------------

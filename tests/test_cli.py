@@ -574,3 +574,25 @@ def test_workload_identity_commands_refuse_bad_input_clearly(
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert isinstance(result.exception, SystemExit)  # no traceback: a message and exit code 2
+
+
+def test_serve_managed_identity_options(tmp_path: Path) -> None:
+    served = start_serve(tmp_path / "mi", "--imds-port", "0", "--app-service-port", "0", "--no-demo")
+    try:
+        match = re.search(r"AZURE_POD_IDENTITY_AUTHORITY_HOST=(http://127\.0\.0\.1:\d+)", served.banner)
+        assert match, served.banner
+        # A request without `Metadata: true` is answered as IMDS answers it.
+        response = requests.get(
+            f"{match.group(1)}/metadata/identity/oauth2/token",
+            params={"api-version": "2018-02-01", "resource": "499b84ac-1321-427f-aa17-267ca6975798"},
+            timeout=10,
+        )
+        assert response.status_code == 400
+    finally:
+        stop_serve(served)
+    off = start_serve(tmp_path / "off", "--no-managed-identity", "--no-demo")
+    try:
+        assert "AZURE_POD_IDENTITY_AUTHORITY_HOST" not in off.banner
+        assert "IDENTITY_ENDPOINT" not in off.banner
+    finally:
+        stop_serve(off)

@@ -128,6 +128,7 @@ def _saved_settings(data_dir: Path) -> Settings:
             database_url=saved.get("database_url"),
             imds_port=saved.get("imds_port"),
             app_service_port=saved.get("app_service_port"),
+            managed_identity=saved.get("managed_identity", True),
         )
     return Settings(data_dir=data_dir)
 
@@ -159,6 +160,24 @@ def serve(
     demo: Annotated[
         bool, typer.Option(help="Seed a demo tenant, app and organization on first start.")
     ] = True,
+    managed_identity: Annotated[
+        bool,
+        typer.Option(
+            help="Serve the IMDS and App Service managed identity endpoints (loopback, plain HTTP)."
+        ),
+    ] = True,
+    imds_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Port of the IMDS endpoint (default 8480, or a free one if taken)."
+        ),
+    ] = None,
+    app_service_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Port of the App Service endpoint (default 8481, or a free one)."
+        ),
+    ] = None,
     log_level: Annotated[
         str,
         typer.Option(help="debug, info (each refused credential and token error, with its reason), warning."),
@@ -185,6 +204,9 @@ def serve(
         extra_names=tuple(cert_name or ()),
         database_url=database_url,
         workers=workers,
+        managed_identity=managed_identity,
+        imds_port=imds_port,
+        app_service_port=app_service_port,
     )
     server = EntrywayServer(settings)
     try:
@@ -215,6 +237,7 @@ def serve(
                 "devops_port": actual.devops_port,
                 "imds_port": actual.imds_port,
                 "app_service_port": actual.app_service_port,
+                "managed_identity": actual.managed_identity,
                 "database_url": actual.database_url,
                 "identity_origin": actual.identity_origin,
                 "devops_origin": actual.devops_origin,

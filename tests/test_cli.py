@@ -596,3 +596,20 @@ def test_serve_managed_identity_options(tmp_path: Path) -> None:
         assert "IDENTITY_ENDPOINT" not in off.banner
     finally:
         stop_serve(off)
+
+
+def test_app_create_exposes_an_api(tmp_path: Path) -> None:
+    data_dir = tmp_path / "api"
+    assert run("tenant", "create", "--domain", "api.test", data_dir=data_dir).exit_code == 0
+    created = run(
+        "app", "create", "--tenant", "api.test", "--name", "tasks-api",
+        "--identifier-uri", "api://tasks", "--scope", "access_as_user", "--scope", "Tasks.Read",
+        data_dir=data_dir,
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    refused = run(
+        "app", "create", "--tenant", "api.test", "--name", "bad-api", "--scope", "openid", data_dir=data_dir
+    )
+    assert refused.exit_code == 2
+    assert "OpenID Connect scope" in refused.output
+    assert "Traceback" not in refused.output

@@ -349,6 +349,8 @@ BAD_SIGN_IN_CONFIGS: list[tuple[str, Any, str]] = [
     ),
     ("public_client not a boolean", _signin_app(public_client="true"), "expected true or false"),
     ("http redirect URI", _signin_app(redirect_uris=["http://app.s.test/cb"]), "http is allowed only"),
+    ("exposed OpenID scope", _signin_app(scopes=["openid"]), "OpenID Connect scope"),
+    ("exposed scope with a space", _signin_app(scopes=["read all"]), "must be 1-120 letters"),
     ("redirect URI with a fragment", _signin_app(redirect_uris=["https://a.s.test/#x"]), "fragment"),
     (
         "redirect URIs not a list",
@@ -652,3 +654,25 @@ def test_a_managed_identity_changing_kind_or_resource_id_is_refused(runtime: Run
     )
     with pytest.raises(ConfigError, match="a resource id cannot change"):
         apply_config(runtime, _identities({"name": "agent", "kind": "user", "resource_id": other}))
+
+
+def test_an_api_exposes_scopes_that_a_client_is_consented_to(runtime: Runtime) -> None:
+    """The on-behalf-of set-up: an API with an identifier URI and a scope, and a client consented to it."""
+    data = _signin_tenant(
+        apps=[
+            {"name": "tasks-api", "identifier_uris": ["api://tasks"], "scopes": ["access_as_user"]},
+            {
+                "name": "tasks-cli",
+                "public_client": True,
+                "admin_consent": [{"resource": "tasks-api", "scopes": ["access_as_user"]}],
+            },
+        ]
+    )
+    first = apply_config(runtime, data)
+    assert any("tasks-cli" in note for note in first.created)
+    counts = row_counts(runtime)
+    data["tenants"][0]["apps"][0]["scopes"] = ["access_as_user", "Tasks.Write"]
+    second = apply_config(runtime, data)
+    assert second.created == ["exposed scopes for tasks-api"]
+    assert row_counts(runtime) == counts
+    assert apply_config(runtime, data).created == []

@@ -330,3 +330,34 @@ def test_admin_consent_refusals(directory: DirectoryService, tenant: TenantRow) 
         )
     with pytest.raises(DirectoryError, match="not found"):
         directory.find_enterprise_app(other, "client")
+
+
+# --- scopes an app exposes as an API ("Expose an API") -----------------------------------------------------
+
+
+def test_an_app_exposes_scopes_and_adds_more_later(directory: DirectoryService, tenant: TenantRow) -> None:
+    api, _ = directory.create_application(
+        tenant, "tasks-api", identifier_uris=["api://tasks"], scopes=["access_as_user", "Tasks.Read"]
+    )
+    assert api.delegated_scopes == ["access_as_user", "Tasks.Read"]
+    assert directory.add_scopes(api, ["Tasks.Read", "Tasks.Write"])
+    assert not directory.add_scopes(api, ["Tasks.Write"])
+    assert api.delegated_scopes == ["access_as_user", "Tasks.Read", "Tasks.Write"]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "message"),
+    [
+        (["has space"], "must be 1-120 letters"),
+        (["x" * 121], "must be 1-120 letters"),
+        ([".hidden"], "must be 1-120 letters"),
+        (["openid"], "OpenID Connect scope"),
+        (["offline_access"], "OpenID Connect scope"),
+        (["read", "read"], "listed twice"),
+    ],
+)
+def test_bad_exposed_scopes_are_refused(
+    directory: DirectoryService, tenant: TenantRow, scopes: list[str], message: str
+) -> None:
+    with pytest.raises(DirectoryError, match=message):
+        directory.create_application(tenant, "bad-api", scopes=scopes)

@@ -40,10 +40,13 @@ def middle_tier(entryway: Instance) -> MiddleTier:
     with runtime.db.unit_of_work() as session:
         directory = DirectoryService(session, runtime.clock, runtime.digester)
         tenant = directory.find_tenant(CONTOSO_TENANT)
-        api, _ = directory.create_application(tenant, "contoso-obo-api", identifier_uris=[API_URI])
-        api.delegated_scopes = ["access_as_user"]
-        api.app_roles = ["Tasks.Read"]
-        session.flush()
+        api, _ = directory.create_application(
+            tenant,
+            "contoso-obo-api",
+            identifier_uris=[API_URI],
+            app_roles=["Tasks.Read"],
+            scopes=["access_as_user"],
+        )
         secret = directory.add_client_secret(api)
         directory.grant_admin_consent(
             tenant, directory.find_enterprise_app(tenant, AZURE_CLI.app_id), api, ["access_as_user"]

@@ -372,6 +372,16 @@ def app_create(
     redirect_uri: Annotated[
         list[str] | None, typer.Option("--redirect-uri", help="Redirect URI (repeatable).")
     ] = None,
+    identifier_uri: Annotated[
+        list[str] | None,
+        typer.Option("--identifier-uri", help="Application ID URI, e.g. api://my-api (repeatable)."),
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope", help="Delegated scope the app exposes as an API, e.g. access_as_user (repeatable)."
+        ),
+    ] = None,
     with_secret: Annotated[
         bool | None,
         typer.Option(help="Also mint a client secret and print it once (default: unless --public-client)."),
@@ -384,8 +394,10 @@ def app_create(
             directory.find_tenant(tenant),
             name,
             app_id=client_id,
+            identifier_uris=identifier_uri or [],
             public_client=public_client,
             redirect_uris=redirect_uri or [],
+            scopes=scope or [],
         )
         typer.echo(f"client id             {application.app_id}")
         typer.echo(f"service principal id  {sp.object_id}")

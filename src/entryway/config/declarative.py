@@ -282,6 +282,7 @@ def _apply_app(
             "secrets",
             "identifier_uris",
             "app_roles",
+            "scopes",
             "grants",
             "public_client",
             "redirect_uris",
@@ -306,6 +307,7 @@ def _apply_app(
             app_roles=cfg.strings("app_roles"),
             public_client=bool(public_client),
             redirect_uris=redirect_uris,
+            scopes=cfg.strings("scopes"),
         )
         report.note(f"app {name} ({app.app_id})")
     else:
@@ -314,6 +316,8 @@ def _apply_app(
             report.note(f"public client flows {'allowed' if public_client else 'refused'} for {name}")
         if directory.add_redirect_uris(app, redirect_uris):
             report.note(f"redirect URIs for {name}")
+        if directory.add_scopes(app, cfg.strings("scopes")):
+            report.note(f"exposed scopes for {name}")
     for secret_cfg in cfg.items("secrets"):
         secret_cfg.check_keys({"value", "expires", "display_name"})
         value = secret_cfg.text("value", required=True)

@@ -86,6 +86,27 @@ _CLAIMS_TERM = re.compile(
 _FIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$")
 
 
+_SCOPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_RESERVED_SCOPE_NAMES = frozenset({"openid", "profile", "email", "offline_access", ".default"})
+
+
+def check_scopes(scopes: Sequence[str]) -> list[str]:
+    """Delegated scope values as Entra accepts them: 1-120 characters, no spaces, not an OpenID Connect
+    scope, each once."""
+    checked: list[str] = []
+    for scope in scopes:
+        if not _SCOPE_NAME.match(scope):
+            raise DirectoryError(
+                f"scope '{scope}' must be 1-120 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        if scope.lower() in _RESERVED_SCOPE_NAMES:
+            raise DirectoryError(f"'{scope}' is an OpenID Connect scope, not one an app can expose")
+        if scope in checked:
+            raise DirectoryError(f"scope '{scope}' is listed twice")
+        checked.append(scope)
+    return checked
+
+
 class DirectoryError(ValueError):
     """An administrative request the directory refuses; the message is for the administrator."""
 
@@ -264,12 +285,16 @@ class DirectoryService:
         app_roles: list[str] | None = None,
         public_client: bool = False,
         redirect_uris: Sequence[str] = (),
+        scopes: Sequence[str] = (),
     ) -> tuple[ApplicationRow, ServicePrincipalRow]:
         """`public_client` is Entra's "Allow public client flows": ROPC and the device flow without a client
-        credential. `redirect_uris` are where the authorize endpoint may send codes (see check_redirect_uris)."""
+        credential. `redirect_uris` are where the authorize endpoint may send codes (see check_redirect_uris).
+        `scopes` are the delegated permissions the app exposes as an API ("Expose an API"), which other apps
+        ask for as `{identifier URI}/{scope}` on a user's behalf."""
         if not display_name.strip():
             raise DirectoryError("an application needs a name")
         uris = check_redirect_uris(redirect_uris)
+        exposed = check_scopes(scopes)
         client_id = new_guid() if app_id is None else parse_guid(app_id)
         if client_id is None:
             raise DirectoryError(f"client id '{app_id}' is not a GUID")
@@ -280,7 +305,7 @@ class DirectoryService:
             app_id=client_id,
             tenant_id=tenant.id,
             display_name=display_name.strip(),
-            delegated_scopes=[],
+            delegated_scopes=exposed,
             app_roles=list(app_roles or []),
             access_token_version=1,
             public_client=public_client,
@@ -296,6 +321,17 @@ class DirectoryService:
         sp = self._add_service_principal(tenant.id, client_id, app.display_name)
         self._repo.flush()
         return app, sp
+
+    def add_scopes(self, app: ApplicationRow, scopes: Sequence[str]) -> bool:
+        """Expose more delegated scopes; True when any was new. Scopes are never removed here: a client may
+        hold consent for them."""
+        wanted = check_scopes(scopes)
+        new = [s for s in wanted if s not in (app.delegated_scopes or [])]
+        if not new:
+            return False
+        app.delegated_scopes = [*(app.delegated_scopes or []), *new]
+        self._repo.flush()
+        return True
 
     def find_application(self, tenant: TenantRow, ref: str) -> ApplicationRow:
         """`ref` is a client id or the application's display name in the tenant."""

@@ -208,3 +208,20 @@ def test_token_of_a_non_member_app_is_refused_by_devops(workload: Workload, tmp_
     token = credential.get_token(DEVOPS_SCOPE).token
     assert jwt.decode(token, options={"verify_signature": False})["appidacr"] == "2"
     assert connection_data(workload.instance, token).status_code == 401
+
+
+def test_default_azure_credential_with_a_certificate_from_the_environment(
+    workload: Workload, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """EnvironmentCredential builds a CertificateCredential from AZURE_CLIENT_CERTIFICATE_PATH. It goes through
+    msal, whose instance discovery no variable turns off: the flag is the one line of code it needs."""
+    pem = tmp_path / "bot.pem"
+    pem.write_text(workload.bot.key_pem + workload.bot.cert_pem)
+    for name in (*OTHER_CREDENTIAL_VARIABLES, "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_TENANT_ID", CONTOSO_TENANT)
+    monkeypatch.setenv("AZURE_CLIENT_ID", WORKLOAD_BOT_ID)
+    monkeypatch.setenv("AZURE_CLIENT_CERTIFICATE_PATH", str(pem))
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", workload.instance.identity)
+    credential = DefaultAzureCredential(disable_instance_discovery=True)
+    assert_member_token(workload.instance, credential.get_token(DEVOPS_SCOPE).token)

@@ -4,15 +4,12 @@ redirect URIs and admin consent; every bad value refused with a message for the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from entryway.config.settings import Settings
 from entryway.identity.directory.first_party import AZURE_CLI, AZURE_DEVOPS, VISUAL_STUDIO
 from entryway.identity.directory.service import DirectoryError, DirectoryService, check_redirect_uris
 from entryway.runtime import Runtime
@@ -25,29 +22,6 @@ from entryway.store.models import (
 )
 
 NATIVE = ["http://localhost", "https://login.microsoftonline.com/common/oauth2/nativeclient"]
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    rt = Runtime.open(Settings(data_dir=tmp_path))
-    yield rt
-    rt.close()
-
-
-@pytest.fixture
-def session(runtime: Runtime) -> Iterator[Session]:
-    with runtime.db.unit_of_work() as s:
-        yield s
-
-
-@pytest.fixture
-def directory(runtime: Runtime, session: Session) -> DirectoryService:
-    return DirectoryService(session, runtime.clock, runtime.digester)
-
-
-@pytest.fixture
-def tenant(directory: DirectoryService) -> TenantRow:
-    return directory.create_tenant(["contoso.test"])
 
 
 def preconsents(session: Session, tenant_id: str) -> dict[str, tuple[str, list[str]]]:

@@ -4,9 +4,7 @@ administrator."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -15,11 +13,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from entryway.config.settings import Settings
 from entryway.identity.directory.reads import SqlDirectory
 from entryway.identity.directory.service import DEFAULT_FIC_AUDIENCE, DirectoryError, DirectoryService
 from entryway.identity.protocol.client_assertion import matches_claims_expression
-from entryway.runtime import Runtime
 from entryway.store.models import (
     ApplicationRow,
     FederatedCredentialRow,
@@ -30,29 +26,6 @@ from entryway.store.models import (
 from tests.directory.certificates import make_certificate, pem
 
 GITHUB = "https://token.actions.githubusercontent.com"
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    rt = Runtime.open(Settings(data_dir=tmp_path))
-    yield rt
-    rt.close()
-
-
-@pytest.fixture
-def session(runtime: Runtime) -> Iterator[Session]:
-    with runtime.db.unit_of_work() as s:
-        yield s
-
-
-@pytest.fixture
-def directory(runtime: Runtime, session: Session) -> DirectoryService:
-    return DirectoryService(session, runtime.clock, runtime.digester)
-
-
-@pytest.fixture
-def tenant(directory: DirectoryService) -> TenantRow:
-    return directory.create_tenant(["contoso.test"])
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -33,6 +33,9 @@ log = logging.getLogger("entryway.server")
 
 START_TIMEOUT_SECONDS = 30
 SHUTDOWN_GRACE_SECONDS = 0.5
+# A server that has not finished shutting down this long after being asked is cancelled: stopping must not
+# hang on a lifespan or a request that never ends.
+SHUTDOWN_DEADLINE_SECONDS = 5.0
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool, listen: bool) -> socket.socket:
@@ -107,17 +110,24 @@ def _uvicorn_server(app: Any, tls: TlsFiles | None) -> uvicorn.Server:
 @dataclass
 class _Serving:
     servers: list[uvicorn.Server]
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _forced: bool = False
 
     async def run(self, sockets: Sequence[socket.socket]) -> None:
         if threading.current_thread() is threading.main_thread():
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop)
+        self._tasks = [
+            asyncio.create_task(s.serve(sockets=[sock]))
+            for s, sock in zip(self.servers, sockets, strict=True)
+        ]
         watchdog = asyncio.create_task(self._abort_lingering_connections())
         try:
-            await asyncio.gather(
-                *(s.serve(sockets=[sock]) for s, sock in zip(self.servers, sockets, strict=True))
-            )
+            await asyncio.gather(*self._tasks)
+        except asyncio.CancelledError:
+            if not self._forced:
+                raise
         finally:
             watchdog.cancel()
 
@@ -137,6 +147,22 @@ class _Serving:
                 transport = getattr(connection, "transport", None)
                 if transport is not None:
                     transport.abort()
+        await asyncio.sleep(SHUTDOWN_DEADLINE_SECONDS)
+        # Still here: a server did not finish its shutdown. Say which, then stop waiting for it.
+        self._forced = True
+        for index, (server, task) in enumerate(zip(self.servers, self._tasks, strict=True)):
+            if task.done():
+                continue
+            log.warning(
+                "server %d still shutting down after %.1f s (started=%s, connections=%d, tasks=%d); cancelling",
+                index,
+                SHUTDOWN_GRACE_SECONDS + SHUTDOWN_DEADLINE_SECONDS,
+                server.started,
+                len(server.server_state.connections),
+                len(server.server_state.tasks),
+            )
+            server.force_exit = True
+            task.cancel()
 
 
 def _servers(runtime: Runtime, tls: TlsFiles) -> list[uvicorn.Server]:

@@ -87,6 +87,7 @@ class Runtime:
                 db=self.db,
                 clock=self.clock,
                 ca_bundle=str(self.settings.ca_bundle),
+                git_root=str(self.settings.data_dir / "git"),
             )
         )
 

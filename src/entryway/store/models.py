@@ -400,7 +400,78 @@ class MemberRow(Base):
     display_name: Mapped[str] = mapped_column(String(256))
     principal_name: Mapped[str] = mapped_column(String(256))  # UPN, or the app id of a service principal
     access_level: Mapped[str] = mapped_column(String(32))  # stakeholder | basic | basicPlusTest
+    # Project Collection Administrators: may manage projects and read the organization's audit log.
+    organization_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+
+
+class ProjectRow(Base):
+    __tablename__ = "devops_projects"
+    __table_args__ = (UniqueConstraint("organization_id", "name_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("devops_organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    name_key: Mapped[str] = mapped_column(String(64))  # lower-case: project names are case-insensitive
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    visibility: Mapped[str] = mapped_column(String(16), default="private")
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    last_update_time: Mapped[datetime]
+
+
+class ProjectMemberRow(Base):
+    """A member's role in a project: readers, contributors or projectAdministrators (the default groups)."""
+
+    __tablename__ = "devops_project_members"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("devops_projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("devops_members.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class RepositoryRow(Base):
+    """A Git repository; its objects live on disk under `<data dir>/git/<id>.git`, never in the database."""
+
+    __tablename__ = "devops_repositories"
+    __table_args__ = (UniqueConstraint("project_id", "name_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("devops_projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    name_key: Mapped[str] = mapped_column(String(64))
+    default_branch: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+
+
+class AuditEventRow(Base):
+    """One authentication decision or change: who, what, when, from where, with which kind of credential.
+    Never the credential itself."""
+
+    __tablename__ = "devops_audit_events"
+    __table_args__ = (Index("ix_devops_audit_events_org_time", "organization_id", "timestamp"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    timestamp: Mapped[datetime]
+    organization_id: Mapped[str | None] = mapped_column(String(36))  # None: no such organization
+    organization_name: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(64))  # e.g. Authentication.Accepted, Project.Create, Git.Push
+    outcome: Mapped[str] = mapped_column(String(16))  # success | failure
+    actor_id: Mapped[str | None] = mapped_column(String(36))  # Entra object id, when known
+    actor_name: Mapped[str] = mapped_column(String(256), default="")
+    credential_kind: Mapped[str] = mapped_column(String(32), default="")  # entra | pat | none | malformed
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+    method: Mapped[str] = mapped_column(String(16), default="")
+    path: Mapped[str] = mapped_column(String(1024), default="")
+    status: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class SettingRow(Base):

@@ -1,0 +1,182 @@
+"""What every DevOps route shares: the organization in the path, request authentication, the access the
+route declares, the 401 challenge, database access, and a hook that records each authentication decision.
+
+Domain packages (projects, git, audit) build their routes with `DevOpsRouter.org_route`; access is declared
+on the route (STYLE habit 8), never decided ad hoc in a handler.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from entryway.devops.auth.authenticator import RequestAuthenticator
+from entryway.devops.auth.challenge import unauthorized
+from entryway.devops.auth.principal import Anonymous, Principal
+from entryway.devops.orgs.service import Member, Organization, OrgService
+from entryway.devops.web.errors import wrapped_exception
+from entryway.kit.clock import Clock
+from entryway.kit.web import JsonResponse, client_address
+from entryway.store.db import Database
+
+log = logging.getLogger("entryway.devops")
+
+T = TypeVar("T")
+
+# How long a process trusts an organization it has looked up (id, name, tenant). Memberships are looked up
+# on every request: removing a member takes effect at once.
+ORG_CACHE_SECONDS = 5.0
+
+
+class Access(enum.Enum):
+    ANYONE = "anyone"  # the handler decides; anonymous callers still reach it
+    MEMBER = "member"  # an authenticated organization member
+
+
+@dataclass
+class DevOpsContext:
+    identity_origin: str
+    devops_origin: str
+    db: Database
+    clock: Clock
+    ca_bundle: str | None
+    http: httpx.AsyncClient | None = field(default=None)
+    # Where the Git repositories live on disk (`<data dir>/git`); None: no Git service.
+    git_root: str | None = None
+
+
+Handler = Callable[[Request, Organization, Principal | Anonymous], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class AuthDecision:
+    """One authentication decision, as the audit log records it. Never the credential itself."""
+
+    request: Request
+    organization: Organization | None
+    organization_name: str
+    principal: Principal | Anonymous | None
+    accepted: bool
+    status: int | None
+    reason: str
+
+
+AuthListener = Callable[[AuthDecision], Awaitable[None]]
+
+
+def not_found(message: str) -> Response:
+    body = wrapped_exception(
+        message,
+        type_name="Microsoft.VisualStudio.Services.Common.VssServiceException, Microsoft.VisualStudio.Services.Common",
+        type_key="VssServiceException",
+    )
+    return JsonResponse(body, status_code=404)
+
+
+class DevOpsRouter:
+    def __init__(self, ctx: DevOpsContext) -> None:
+        self.ctx = ctx
+        # Set in the application's lifespan, inside the event loop the HTTP client lives on.
+        self.authenticator: RequestAuthenticator | None = None
+        self.auth_listeners: list[AuthListener] = []
+        # SQLite answers reads from a local file in microseconds, less than a hop to the thread pool and back
+        # costs; a network database keeps the thread pool, so a slow query never stalls the event loop.
+        self._reads_inline = ctx.db.engine.dialect.name == "sqlite"
+        self._found_orgs: dict[str, tuple[float, Organization]] = {}
+
+    # --- database ------------------------------------------------------------------------------------
+
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        """A read-only session: inline on SQLite, in the thread pool otherwise."""
+
+        def run() -> T:
+            with self.ctx.db.read() as session:
+                return fn(session)
+
+        return run() if self._reads_inline else await run_in_threadpool(run)
+
+    async def write(self, fn: Callable[[Session], T]) -> T:
+        """A unit of work, off the event loop (a busy database must not stall it)."""
+
+        def run() -> T:
+            with self.ctx.db.unit_of_work() as session:
+                return fn(session)
+
+        return await run_in_threadpool(run)
+
+    async def find_org(self, name: str) -> Organization | None:
+        """Every request names its organization. Organizations are never renamed nor moved to another tenant,
+        so a process keeps those it found for `ORG_CACHE_SECONDS`; one not found is asked for again."""
+        now = self.ctx.clock.timestamp()
+        cached = self._found_orgs.get(name.lower())
+        if cached is not None and now - cached[0] < ORG_CACHE_SECONDS:
+            return cached[1]
+        org = await self.read(lambda session: OrgService(session, self.ctx.clock).find(name))
+        if org is not None:
+            self._found_orgs[name.lower()] = (now, org)
+        return org
+
+    async def find_member(self, org: Organization, object_id: str) -> Member | None:
+        return await self.read(
+            lambda session: OrgService(session, self.ctx.clock).find_member(org, object_id)
+        )
+
+    # --- authentication --------------------------------------------------------------------------------
+
+    def unauthorized(self, request: Request, org: Organization) -> Response:
+        return unauthorized(
+            self.ctx.identity_origin, self.ctx.devops_origin, org.tenant_id, body=request.method != "HEAD"
+        )
+
+    async def record(self, decision: AuthDecision) -> None:
+        for listener in self.auth_listeners:
+            try:
+                await listener(decision)
+            except Exception:  # an audit failure must not turn a decision into a 500
+                log.exception("recording an authentication decision failed")
+
+    async def authenticate(self, request: Request, org: Organization) -> Principal | Anonymous:
+        assert self.authenticator is not None, "authenticate() before the lifespan started"
+        return await self.authenticator.authenticate(request.headers.get("authorization"), org)
+
+    def org_route(
+        self, path: str, handler: Handler, *, access: Access, methods: list[str] | None = None
+    ) -> Route:
+        """A route under `/{org}`: the organization must exist, and the caller is authenticated (or refused
+        with the 401 challenge when the route is for members). Each decision goes to the listeners."""
+
+        async def endpoint(request: Request) -> Response:
+            name = request.path_params["org"]
+            org = await self.find_org(name)
+            if org is None:
+                await self.record(AuthDecision(request, None, name, None, False, 404, "no such organization"))
+                return not_found(f"The organization '{name}' does not exist.")
+            principal = await self.authenticate(request, org)
+            if access is Access.MEMBER and isinstance(principal, Anonymous):
+                log.info("%s %s refused: %s", request.method, request.url.path, principal.reason)
+                await self.record(
+                    AuthDecision(request, org, org.name, principal, False, 401, principal.reason)
+                )
+                return self.unauthorized(request, org)
+            if isinstance(principal, Principal) or principal.credential.value:
+                # Anonymous requests without a credential on open routes (GCM's HEAD) are not decisions.
+                accepted = isinstance(principal, Principal)
+                reason = "" if accepted else getattr(principal, "reason", "")
+                await self.record(AuthDecision(request, org, org.name, principal, accepted, None, reason))
+            return await handler(request, org, principal)
+
+        return Route(path, endpoint, methods=methods or ["GET"])
+
+
+def address_of(request: Request) -> str:
+    return client_address(request)

@@ -207,6 +207,20 @@ def test_no_credential(entryway: Instance, suppress: bool) -> None:
     assert_challenge(response, entryway)
 
 
+def test_a_browser_gets_the_401_too_never_a_redirect_or_a_page(entryway: Instance) -> None:
+    """Azure DevOps sends browsers to sign in; Entryway has no web UI there, and an API or git client that
+    forgets `X-TFS-FedAuthRedirect: Suppress` must not get a 302 or an HTML page."""
+    response = requests.get(
+        f"{entryway.devops}/{ORG}/_apis/connectionData",
+        headers={"Accept": "text/html,application/xhtml+xml"},
+        allow_redirects=False,
+        verify=entryway.ca_bundle,
+        timeout=30,
+    )
+    assert "location" not in response.headers
+    assert_challenge(response, entryway)
+
+
 @pytest.mark.parametrize(
     "authorization",
     [
@@ -231,6 +245,7 @@ def test_no_credential(entryway: Instance, suppress: bool) -> None:
         pytest.param(basic("", ""), id="basic-empty-pair"),
         pytest.param(basic("user", "not a jwt!"), id="basic-garbage-password"),
         pytest.param(basic("user", "abc123"), id="basic-pat-shaped-unknown"),
+        pytest.param("Bearer " + "a1b2c3" * 14, id="bearer-pat-shaped-unknown"),
         pytest.param(basic("user", "aa.bb.cc"), id="basic-jwt-shaped-garbage"),
         pytest.param(
             "Negotiate YIIGhgYGKwYBBQUCoIIGejCCBnagMDAuBgkqhkiC9xIBAgIGCSqGSIb3EgECAgYKKwYBBAGCNwICHgYKKwYB",

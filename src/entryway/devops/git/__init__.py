@@ -1,0 +1,1 @@
+"""Git repositories of the DevOps service: bare repositories on disk and the smart HTTP protocol over them."""

@@ -54,6 +54,8 @@ class Member:
     display_name: str
     principal_name: str
     access_level: AccessLevel
+    # Project Collection Administrators: a project administrator of every project.
+    organization_admin: bool = False
 
     @classmethod
     def from_row(cls, row: MemberRow) -> Member:
@@ -65,6 +67,7 @@ class Member:
             row.display_name,
             row.principal_name,
             AccessLevel(row.access_level),
+            bool(row.organization_admin),
         )
 
 

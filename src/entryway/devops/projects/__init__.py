@@ -1,0 +1,1 @@
+"""Projects, their Git repository records and project roles (router -> service -> repository)."""

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from entryway.devops.audit.routes import audit_routes
 from entryway.devops.auth.authenticator import RequestAuthenticator
 from entryway.devops.auth.jwks import IdentityKeySource
 from entryway.devops.auth.principal import Anonymous, Principal
@@ -48,6 +49,7 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
         verifier = EntraTokenVerifier(ctx.identity_origin, key_source, ctx.clock)
         router.authenticator = RequestAuthenticator(verifier, router.find_member)
         yield
+        await router.shutdown()
         await ctx.http.aclose()
 
     async def get_deployment_id() -> str:
@@ -90,4 +92,6 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
 
 def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
     """The routes of the domain packages (projects, git, audit). Each package adds itself here."""
-    return []
+    return [
+        *audit_routes(router),  # and the recorder of every authentication decision
+    ]

@@ -89,6 +89,8 @@ class DevOpsRouter:
         # Set in the application's lifespan, inside the event loop the HTTP client lives on.
         self.authenticator: RequestAuthenticator | None = None
         self.auth_listeners: list[AuthListener] = []
+        # Awaited when the application shuts down (the audit recorder writes what it still holds).
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         # SQLite answers reads from a local file in microseconds, less than a hop to the thread pool and back
         # costs; a network database keeps the thread pool, so a slow query never stalls the event loop.
         self._reads_inline = ctx.db.engine.dialect.name == "sqlite"
@@ -137,6 +139,13 @@ class DevOpsRouter:
         return unauthorized(
             self.ctx.identity_origin, self.ctx.devops_origin, org.tenant_id, body=request.method != "HEAD"
         )
+
+    async def shutdown(self) -> None:
+        for hook in self.on_shutdown:
+            try:
+                await hook()
+            except Exception:
+                log.exception("a shutdown hook failed")
 
     async def record(self, decision: AuthDecision) -> None:
         for listener in self.auth_listeners:

@@ -947,5 +947,8 @@ def keys_list(data_dir: DataDir) -> None:
             typer.echo(f"{k.kid}\t{k.state}\t{k.created_at.isoformat()}\t{until}")
 
 
+import entryway.cli.audit  # noqa: E402, F401  (registers `entryway audit` on `app`)
+
+
 def main() -> None:
     app()

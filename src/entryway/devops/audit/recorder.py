@@ -104,6 +104,7 @@ class _Decision:
     path: str
     status: int | None
     reason: str
+    user_agent: str
 
     def row(self) -> AuditEventRow:
         return AuditEventRow(
@@ -120,7 +121,7 @@ class _Decision:
             method=self.method,
             path=self.path,
             status=self.status,
-            details={"reason": self.reason} if self.reason else {},
+            details={"reason": self.reason, "userAgent": self.user_agent},
         )
 
 
@@ -178,6 +179,7 @@ class AuditRecorder:
             path=request.url.path[:1024],
             status=decision.status,
             reason=decision.reason[:512],
+            user_agent=request.headers.get("user-agent", "")[:256],
         )
 
     def _first_in_window(self, entry: _Decision) -> bool:

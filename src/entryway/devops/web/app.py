@@ -21,6 +21,7 @@ from entryway.devops.auth.verifier import EntraTokenVerifier
 from entryway.devops.orgs.connection_data import connection_data
 from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
+from entryway.devops.projects.routes import projects_routes
 from entryway.devops.web.routing import (
     ORG_CACHE_SECONDS,
     Access,
@@ -94,4 +95,5 @@ def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
     """The routes of the domain packages (projects, git, audit). Each package adds itself here."""
     return [
         *audit_routes(router),  # and the recorder of every authentication decision
+        *projects_routes(router),
     ]

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+import requests
+import yaml
+from sqlalchemy import select
 
+from entryway.config.declarative import apply_config
 from entryway.devops.git.storage import delete_bare_repository, init_bare_repository, repository_path
+from entryway.devops.orgs.service import OrgService
+from entryway.kit.ids import new_guid
+from entryway.store.models import AuditEventRow, ProjectMemberRow, ProjectRow, RepositoryRow
+from tests.conftest import (
+    ADA,
+    AZURE_CLI_ID,
+    BUILD_BOT_ID,
+    BUILD_BOT_SECRET,
+    CONTOSO_TENANT,
+    DEVOPS_SCOPE,
+    Instance,
+    form_post,
+)
 
 GIT = shutil.which("git") or "/usr/bin/git"
 
@@ -34,3 +55,375 @@ def test_init_bare_repository_creates_a_bare_repo_on_main(tmp_path: Path) -> Non
 def test_repository_path_refuses_what_is_not_an_id(tmp_path: Path, repo_id: str) -> None:
     with pytest.raises(ValueError, match="not a repository id"):
         repository_path(tmp_path, repo_id)
+
+
+# --- smart HTTP with the real git CLI ----------------------------------------------------------------------
+
+ORG = "fabrikam"
+PROJECT = "Git Works"
+REPO = "entryway-git-widgets"
+PASSWORD = "Git-Tests-Password-0042"
+GIT_USERS = {
+    # upn: (access level, project role or None)
+    "gitcon@contoso.test": ("basic", "contributors"),
+    "gitread@contoso.test": ("basic", "readers"),
+    "gitstake@contoso.test": ("stakeholder", "contributors"),
+}
+GIT_CONFIG = f"""\
+tenants:
+  - id: {CONTOSO_TENANT}
+    domains: [contoso.test]
+    users:
+{
+    "".join(
+        f'''      - upn: {upn}
+        password: "{PASSWORD}"
+        mfa_required: false
+'''
+        for upn in GIT_USERS
+    )
+}\
+  - id: {CONTOSO_TENANT}
+    domains: [contoso.test]
+    users:
+      - upn: gitout@contoso.test
+        password: "{PASSWORD}"
+        mfa_required: false
+organizations:
+  - name: {ORG}
+    tenant: contoso.test
+    members:
+{
+    "".join(
+        f'''      - user: {upn}
+        access: {access}
+'''
+        for upn, (access, _) in GIT_USERS.items()
+    )
+}\
+"""
+# How much more this process (which runs the server) may hold at its peak while a big push goes through.
+BIG_PUSH_BYTES = 30 * 1024 * 1024
+MAX_SERVER_GROWTH = 15 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GitWorld:
+    instance: Instance
+    url: str  # https://…/fabrikam/Git%20Works/_git/entryway-git-widgets
+    repository_id: str
+    bare: Path
+    tokens: dict[str, str]  # upn or "build-bot" -> access token
+    home: Path
+
+
+def _user_token(instance: Instance, upn: str, password: str = PASSWORD) -> str:
+    response = form_post(
+        instance,
+        f"/{CONTOSO_TENANT}/oauth2/v2.0/token",
+        {
+            "grant_type": "password",
+            "client_id": AZURE_CLI_ID,
+            "username": upn,
+            "password": password,
+            "scope": DEVOPS_SCOPE,
+        },
+    )
+    assert response.status_code == 200, response.text
+    value: str = response.json()["access_token"]
+    return value
+
+
+def _app_token(instance: Instance) -> str:
+    response = form_post(
+        instance,
+        f"/{CONTOSO_TENANT}/oauth2/v2.0/token",
+        {
+            "grant_type": "client_credentials",
+            "client_id": BUILD_BOT_ID,
+            "client_secret": BUILD_BOT_SECRET,
+            "scope": DEVOPS_SCOPE,
+        },
+    )
+    assert response.status_code == 200, response.text
+    value: str = response.json()["access_token"]
+    return value
+
+
+@pytest.fixture(scope="module")
+def git_world(entryway: Instance, tmp_path_factory: pytest.TempPathFactory) -> GitWorld:
+    runtime = entryway.runtime
+    apply_config(runtime, yaml.safe_load(GIT_CONFIG), source="test_git")
+    git_root = runtime.settings.data_dir / "git"
+    with runtime.db.unit_of_work() as session:
+        orgs = OrgService(session, runtime.clock)
+        org = orgs.get(ORG)
+        members = {m.principal_name.lower(): m for m in orgs.list_members(org)}
+        project = session.scalars(
+            select(ProjectRow).where(
+                ProjectRow.organization_id == org.id, ProjectRow.name_key == PROJECT.lower()
+            )
+        ).first()
+        if project is None:
+            now = runtime.clock.now()
+            project = ProjectRow(
+                id=new_guid(),
+                organization_id=org.id,
+                name=PROJECT,
+                name_key=PROJECT.lower(),
+                created_at=now,
+                last_update_time=now,
+            )
+            session.add(project)
+            session.flush()  # no relationships: the rows referring to it follow it explicitly
+            repository = RepositoryRow(
+                id=new_guid(),
+                project_id=project.id,
+                name=REPO,
+                name_key=REPO.lower(),
+                default_branch="refs/heads/main",
+                created_at=now,
+            )
+            session.add(repository)
+            roles = {upn: role for upn, (_, role) in GIT_USERS.items()}
+            roles["ada@contoso.test"] = "contributors"
+            roles[BUILD_BOT_ID] = "contributors"
+            for name, role in roles.items():
+                session.add(
+                    ProjectMemberRow(
+                        project_id=project.id, member_id=members[name].id, role=role, created_at=now
+                    )
+                )
+            session.flush()
+        repository_id = session.scalars(
+            select(RepositoryRow.id).where(RepositoryRow.project_id == project.id)
+        ).one()
+    bare = init_bare_repository(str(git_root), repository_id)
+    tokens = {upn: _user_token(entryway, upn) for upn in [*GIT_USERS, "gitout@contoso.test"]}
+    tokens[ADA.upn] = _user_token(entryway, ADA.upn, ADA.password)
+    tokens["build-bot"] = _app_token(entryway)
+    home = tmp_path_factory.mktemp("git-home")
+    helper = home / "token-helper.sh"
+    # A credential helper as the docs show one: any user name, the access token as the password.
+    helper.write_text(
+        '#!/bin/sh\nif [ "$1" = get ]; then echo username=entryway; echo "password=$GIT_TEST_TOKEN"; fi\n'
+    )
+    helper.chmod(0o700)
+    url = f"{entryway.devops}/{ORG}/{quote(PROJECT)}/_git/{REPO}"
+    return GitWorld(entryway, url, repository_id, bare, tokens, home)
+
+
+def git(
+    world: GitWorld, *args: str, cwd: Path | None = None, token: str | None = None, helper: bool = False
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GIT, *_auth(world, token, helper), *args],
+        cwd=cwd,
+        env=_env(world, token),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _auth(world: GitWorld, token: str | None, helper: bool) -> list[str]:
+    if token is None:
+        return []
+    if helper:
+        return ["-c", f"credential.helper={world.home / 'token-helper.sh'}"]
+    return ["-c", f"http.extraHeader=Authorization: Bearer {token}"]
+
+
+def _env(world: GitWorld, token: str | None) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(world.home),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_SSL_CAINFO": world.instance.ca_bundle,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_AUTHOR_NAME": "Entryway Tests",
+        "GIT_AUTHOR_EMAIL": "tests@contoso.test",
+        "GIT_COMMITTER_NAME": "Entryway Tests",
+        "GIT_COMMITTER_EMAIL": "tests@contoso.test",
+        "GIT_TEST_TOKEN": token or "",
+    }
+
+
+def commit_file(world: GitWorld, work: Path, name: str, content: bytes) -> None:
+    (work / name).write_bytes(content)
+    assert git(world, "add", name, cwd=work).returncode == 0
+    done = git(world, "commit", "-q", "-m", f"add {name}", cwd=work)
+    assert done.returncode == 0, done.stderr
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_clone_and_push_with_a_bearer_header(git_world: GitWorld, tmp_path: Path) -> None:
+    token = git_world.tokens["ada@contoso.test"]
+    work = tmp_path / "ada"
+    ok(git(git_world, "clone", "-q", git_world.url, str(work), token=token))
+    commit_file(git_world, work, "README.md", b"# widgets\n")
+    ok(git(git_world, "push", "-q", "origin", "HEAD:refs/heads/main", cwd=work, token=token))
+    listed = ok(git(git_world, "ls-remote", git_world.url, token=token)).stdout
+    head = ok(git(git_world, "rev-parse", "HEAD", cwd=work)).stdout.strip()
+    assert f"{head}\trefs/heads/main" in listed
+    # Protocol v0 as well as v2 (git's default), through the organization-level URL too.
+    org_url = f"{git_world.instance.devops}/{ORG}/_git/{REPO.upper()}"
+    v0 = ok(git(git_world, "-c", "protocol.version=0", "ls-remote", org_url, token=token)).stdout
+    assert f"{head}\trefs/heads/main" in v0
+    # The push is in the audit log with the ref it moved.
+    with git_world.instance.runtime.db.read() as session:
+        rows = session.scalars(select(AuditEventRow).where(AuditEventRow.action == "Git.RefUpdate")).all()
+        updates = [u for row in rows for u in row.details["refUpdates"] if u["newObjectId"] == head]
+    assert updates
+    assert updates[0]["name"] == "refs/heads/main"
+
+
+def test_clone_and_push_with_a_credential_helper_answering_the_token(
+    git_world: GitWorld, tmp_path: Path
+) -> None:
+    token = git_world.tokens["build-bot"]
+    work = tmp_path / "bot"
+    ok(git(git_world, "clone", "-q", git_world.url, str(work), token=token, helper=True))
+    commit_file(git_world, work, "bot.txt", b"built\n")
+    ok(git(git_world, "push", "-q", "origin", "HEAD:refs/heads/bot", cwd=work, token=token, helper=True))
+    fetched = ok(git(git_world, "ls-remote", git_world.url, "refs/heads/bot", token=token, helper=True))
+    assert fetched.stdout.endswith("\trefs/heads/bot\n")
+
+
+def test_a_reader_clones_and_is_refused_the_push(git_world: GitWorld, tmp_path: Path) -> None:
+    token = git_world.tokens["gitread@contoso.test"]
+    work = tmp_path / "reader"
+    ok(git(git_world, "clone", "-q", git_world.url, str(work), token=token))
+    commit_file(git_world, work, "nope.txt", b"nope\n")
+    refused = git(git_world, "push", "origin", "HEAD:refs/heads/reader", cwd=work, token=token)
+    assert refused.returncode != 0
+    assert (
+        "remote: TF401027: You need the Git 'GenericContribute' permission to perform this action. "
+        "Details: identity 'gitread@contoso.test', scope 'repository'." in refused.stderr
+    )
+    assert "The requested URL returned error: 403" in refused.stderr
+
+
+def test_a_stakeholder_cannot_clone(git_world: GitWorld, tmp_path: Path) -> None:
+    refused = git(
+        git_world,
+        "clone",
+        git_world.url,
+        str(tmp_path / "s"),
+        token=git_world.tokens["gitstake@contoso.test"],
+    )
+    assert refused.returncode != 0
+    assert (
+        f"remote: TF401019: The Git repository with name or identifier {REPO} does not exist"
+        in refused.stderr
+    )
+    assert "not found" in refused.stderr
+
+
+def test_a_repository_that_does_not_exist_reads_like_one_that_is_hidden(
+    git_world: GitWorld, tmp_path: Path
+) -> None:
+    url = f"{git_world.instance.devops}/{ORG}/{quote(PROJECT)}/_git/nothing-here"
+    refused = git(git_world, "ls-remote", url, token=git_world.tokens["ada@contoso.test"])
+    assert refused.returncode != 0
+    assert "remote: TF401019: The Git repository with name or identifier nothing-here" in refused.stderr
+
+
+def test_a_non_member_and_an_anonymous_git_are_refused(git_world: GitWorld, tmp_path: Path) -> None:
+    outsider = git(
+        git_world, "ls-remote", git_world.url, token=git_world.tokens["gitout@contoso.test"], helper=True
+    )
+    assert outsider.returncode != 0
+    assert "Authentication failed" in outsider.stderr
+    # Without credentials git gets the 401 challenge, and (no helper, no terminal) cannot ask for any.
+    anonymous = requests.get(
+        f"{git_world.url}/info/refs",
+        params={"service": "git-upload-pack"},
+        verify=git_world.instance.ca_bundle,
+        allow_redirects=False,
+    )
+    assert anonymous.status_code == 401
+    assert any(v.startswith("Basic realm=") for v in anonymous.headers["WWW-Authenticate"].split(", "))
+
+
+def _vm(field_name: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(field_name)
+
+
+def test_a_big_push_streams_through_with_flat_server_memory(git_world: GitWorld, tmp_path: Path) -> None:
+    token = git_world.tokens["ada@contoso.test"]
+    work = tmp_path / "big"
+    ok(git(git_world, "clone", "-q", git_world.url, str(work), token=token))
+    commit_file(git_world, work, "blob.bin", os.urandom(BIG_PUSH_BYTES))
+    peak_before, rss_before = _vm("VmHWM"), _vm("VmRSS")
+    sampled = [rss_before]
+    pushing = subprocess.Popen(
+        [GIT, *_auth(git_world, token, False), "push", "-q", "origin", "HEAD:refs/heads/big"],
+        cwd=work,
+        env=_env(git_world, token),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while pushing.poll() is None:
+        sampled.append(_vm("VmRSS"))
+        time.sleep(0.02)
+    _, stderr = pushing.communicate(timeout=60)
+    assert pushing.returncode == 0, stderr
+    peak_after, rss_max = _vm("VmHWM"), max(sampled)
+    print(
+        f"\nbig push: {BIG_PUSH_BYTES / 2**20:.0f} MiB of random data; server process RSS "
+        f"before {rss_before / 2**20:.1f} MiB, highest during the push {rss_max / 2**20:.1f} MiB "
+        f"(+{(rss_max - rss_before) / 2**20:.1f} MiB); peak RSS (VmHWM) before {peak_before / 2**20:.1f} MiB, "
+        f"after {peak_after / 2**20:.1f} MiB"
+    )
+    assert rss_max - rss_before < MAX_SERVER_GROWTH
+    assert peak_after - peak_before < MAX_SERVER_GROWTH
+    listed = ok(git(git_world, "ls-remote", git_world.url, "refs/heads/big", token=token)).stdout
+    assert ok(git(git_world, "rev-parse", "HEAD", cwd=work)).stdout.strip() in listed
+
+
+def test_two_concurrent_pushes_to_one_branch_one_wins_and_the_repository_stays_sound(
+    git_world: GitWorld, tmp_path: Path
+) -> None:
+    token = git_world.tokens["ada@contoso.test"]
+    works = [tmp_path / "first", tmp_path / "second"]
+    for index, work in enumerate(works):
+        ok(git(git_world, "clone", "-q", "--branch", "main", git_world.url, str(work), token=token))
+        commit_file(git_world, work, f"race-{index}.txt", f"{index}\n".encode())
+    pushes = [
+        subprocess.Popen(
+            [GIT, *_auth(git_world, token, False), "push", "origin", "HEAD:refs/heads/main"],
+            cwd=work,
+            env=_env(git_world, token),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for work in works
+    ]
+    outcomes = [(push.wait(timeout=60), push.communicate()[1]) for push in pushes]
+    assert sorted(code == 0 for code, _ in outcomes) == [False, True], outcomes
+    loser = next(err for code, err in outcomes if code != 0)
+    assert "rejected" in loser, loser
+    assert "fetch first" in loser or "failed to update ref" in loser or "cannot lock ref" in loser, loser
+    winner = works[next(i for i, (code, _) in enumerate(outcomes) if code == 0)]
+    listed = ok(git(git_world, "ls-remote", git_world.url, "refs/heads/main", token=token)).stdout
+    assert ok(git(git_world, "rev-parse", "HEAD", cwd=winner)).stdout.strip() in listed
+    fsck = subprocess.run(
+        [GIT, "--git-dir", str(git_world.bare), "fsck", "--strict"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_env(git_world, None),
+    )
+    assert fsck.returncode == 0, fsck.stderr

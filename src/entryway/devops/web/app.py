@@ -18,6 +18,7 @@ from entryway.devops.auth.authenticator import RequestAuthenticator
 from entryway.devops.auth.jwks import IdentityKeySource
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.auth.verifier import EntraTokenVerifier
+from entryway.devops.git.routes import git_routes
 from entryway.devops.orgs.connection_data import connection_data
 from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
@@ -96,4 +97,5 @@ def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
     return [
         *audit_routes(router),  # and the recorder of every authentication decision
         *projects_routes(router),
+        *git_routes(router),
     ]

@@ -1,0 +1,99 @@
+"""Who may clone and who may push: the repository a Git URL names, and the decision for one member.
+
+The rules themselves are `devops.projects.permissions`; this module applies them to a located repository and
+words the refusals as Azure DevOps does (TF401019 for a repository one cannot read, which never tells whether
+it exists; TF401027 for a push without the Git 'GenericContribute' permission).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from entryway.devops.git.repository import GitRepository
+from entryway.devops.orgs.service import Member, Organization
+from entryway.devops.projects.permissions import ProjectRole, can_push, can_read_code
+from entryway.store.models import ProjectRow, RepositoryRow
+
+
+class GitOperation(enum.Enum):
+    READ = "read"  # git-upload-pack: clone, fetch, ls-remote
+    PUSH = "push"  # git-receive-pack
+
+
+@dataclass(frozen=True)
+class GitTarget:
+    """A repository the caller may reach for the operation asked."""
+
+    organization: Organization
+    project_id: str
+    project_name: str
+    repository_id: str
+    repository_name: str
+
+
+@dataclass(frozen=True)
+class GitRefusal:
+    status: int
+    message: str  # Azure DevOps' wording; the git client prints it as `remote: …`
+    reason: str  # for the log only
+
+
+def tf401019(repository: str) -> str:
+    return (
+        f"TF401019: The Git repository with name or identifier {repository} does not exist or you do not "
+        "have permissions for the operation you are attempting."
+    )
+
+
+def tf401027(identity: str) -> str:
+    return (
+        "TF401027: You need the Git 'GenericContribute' permission to perform this action. "
+        f"Details: identity '{identity}', scope 'repository'."
+    )
+
+
+class GitService:
+    """Never commits; reads only."""
+
+    def __init__(self, session: Session) -> None:
+        self._repositories = GitRepository(session)
+
+    def authorize(
+        self,
+        org: Organization,
+        member: Member,
+        project: str | None,
+        repository: str,
+        operation: GitOperation,
+    ) -> GitTarget | GitRefusal:
+        """`project` None: the organization-level URL `/{org}/_git/{repo}`, which names a repository whose name
+        is unique in the organization."""
+        located = self._locate(org, project, repository)
+        if located is None:
+            return GitRefusal(
+                404, tf401019(repository), f"no repository '{repository}' in project '{project}'"
+            )
+        project_row, repository_row = located
+        stored_role = self._repositories.find_role(project_row.id, member.id)
+        role = ProjectRole.parse(stored_role) if stored_role else None
+        if not can_read_code(member, role, member.organization_admin):
+            reason = (
+                f"{member.principal_name} ({member.access_level.value}, role {role}) may not read "
+                f"{project_row.name}/{repository_row.name}"
+            )
+            return GitRefusal(404, tf401019(repository), reason)
+        if operation is GitOperation.PUSH and not can_push(member, role, member.organization_admin):
+            reason = f"{member.principal_name} (role {role}) may not push to {project_row.name}/{repository_row.name}"
+            return GitRefusal(403, tf401027(member.principal_name), reason)
+        return GitTarget(org, project_row.id, project_row.name, repository_row.id, repository_row.name)
+
+    def _locate(
+        self, org: Organization, project: str | None, repository: str
+    ) -> tuple[ProjectRow, RepositoryRow] | None:
+        if project is not None:
+            return self._repositories.find_in_project(org.id, project, repository)
+        found = self._repositories.find_in_organization(org.id, repository)
+        return found[0] if len(found) == 1 else None

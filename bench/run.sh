@@ -66,7 +66,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Port 0: the server picks free ports; the harness reads them from the data directory.
-setsid "$VENV/bin/entryway" serve --data-dir "$DATA_DIR" --identity-port 0 --devops-port 0 \
+setsid "$VENV/bin/entryway" serve --data-dir "$DATA_DIR" --identity-port 0 --devops-port 0 --imds-port 0 --app-service-port 0 \
   --workers "$WORKERS" >"$DATA_DIR/server.log" 2>&1 &
 SERVER_PID=$!
 

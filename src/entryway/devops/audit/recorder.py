@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +24,7 @@ from entryway.devops.auth.credentials import parse_authorization
 from entryway.devops.auth.principal import Principal
 from entryway.devops.web.routing import AuthDecision
 from entryway.kit.clock import Clock
-from entryway.kit.ids import new_guid, parse_guid
+from entryway.kit.ids import new_guid
 from entryway.kit.web import client_address
 from entryway.store.models import AuditEventRow
 
@@ -44,8 +43,6 @@ ACCEPTED_WINDOW_SECONDS = 60
 QUEUE_LIMIT = 10_000
 # Rows written in one unit of work at most.
 BATCH_LIMIT = 500
-# A non-member's verified token leaves the request anonymous; the authenticator's reason names the object id.
-_NON_MEMBER = re.compile(r"^([0-9a-fA-F-]{36}) is not a member of ")
 
 Writer = Callable[[Callable[[Session], None]], Awaitable[None]]
 
@@ -159,9 +156,7 @@ class AuditRecorder:
             kind = principal.credential.label
         elif principal is not None:
             kind = principal.credential.label
-            found = _NON_MEMBER.match(principal.reason)
-            if found:
-                actor_id = parse_guid(found.group(1).lower())
+            actor_id = principal.object_id
         else:
             # No organization to authenticate against: the shape of what was presented, never its value.
             kind = parse_authorization(request.headers.get("authorization")).label

@@ -41,5 +41,5 @@ class RequestAuthenticator:
         member = await self._find_member(org, token.object_id)
         if member is None:
             # Azure DevOps treats a valid token of a non-member as anonymous (TF400813).
-            return Anonymous(credential, f"{token.object_id} is not a member of {org.name}")
+            return Anonymous(credential, f"{token.object_id} is not a member of {org.name}", token.object_id)
         return Principal(member, token.tenant_id, credential, token.is_app_only)

@@ -24,3 +24,5 @@ class Anonymous:
 
     credential: PresentedCredential
     reason: str
+    # Who a verified credential named, when it is not a member (the audit log records it).
+    object_id: str | None = None

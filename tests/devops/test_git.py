@@ -18,8 +18,9 @@ from sqlalchemy import select
 from entryway.config.declarative import apply_config
 from entryway.devops.git.storage import delete_bare_repository, init_bare_repository, repository_path
 from entryway.devops.orgs.service import OrgService
-from entryway.kit.ids import new_guid
-from entryway.store.models import AuditEventRow, ProjectMemberRow, ProjectRow, RepositoryRow
+from entryway.devops.projects.permissions import ProjectRole
+from entryway.devops.projects.service import Actor, ProjectService
+from entryway.store.models import AuditEventRow
 from tests.conftest import (
     ADA,
     AZURE_CLI_ID,
@@ -159,46 +160,19 @@ def git_world(entryway: Instance, tmp_path_factory: pytest.TempPathFactory) -> G
         orgs = OrgService(session, runtime.clock)
         org = orgs.get(ORG)
         members = {m.principal_name.lower(): m for m in orgs.list_members(org)}
-        project = session.scalars(
-            select(ProjectRow).where(
-                ProjectRow.organization_id == org.id, ProjectRow.name_key == PROJECT.lower()
-            )
-        ).first()
+        projects = ProjectService(session, runtime.clock, str(git_root))
+        actor = Actor.local("test_git")
+        project = projects.find(org, PROJECT)
         if project is None:
-            now = runtime.clock.now()
-            project = ProjectRow(
-                id=new_guid(),
-                organization_id=org.id,
-                name=PROJECT,
-                name_key=PROJECT.lower(),
-                created_at=now,
-                last_update_time=now,
-            )
-            session.add(project)
-            session.flush()  # no relationships: the rows referring to it follow it explicitly
-            repository = RepositoryRow(
-                id=new_guid(),
-                project_id=project.id,
-                name=REPO,
-                name_key=REPO.lower(),
-                default_branch="refs/heads/main",
-                created_at=now,
-            )
-            session.add(repository)
-            roles = {upn: role for upn, (_, role) in GIT_USERS.items()}
-            roles["ada@contoso.test"] = "contributors"
-            roles[BUILD_BOT_ID] = "contributors"
-            for name, role in roles.items():
-                session.add(
-                    ProjectMemberRow(
-                        project_id=project.id, member_id=members[name].id, role=role, created_at=now
-                    )
-                )
-            session.flush()
-        repository_id = session.scalars(
-            select(RepositoryRow.id).where(RepositoryRow.project_id == project.id)
-        ).one()
-    bare = init_bare_repository(str(git_root), repository_id)
+            project = projects.create(org, PROJECT, actor)
+            projects.create_repository(org, project, REPO, actor)
+        roles = {upn: role for upn, (_, role) in GIT_USERS.items()}
+        roles[ADA.upn] = "contributors"
+        roles[BUILD_BOT_ID] = "contributors"
+        for name, role in roles.items():
+            projects.set_role(org, project, members[name], ProjectRole.parse(role), actor)
+        repository_id = projects.get_repository(org, REPO, project=project).id
+    bare = repository_path(git_root, repository_id)  # created with the record (ProjectService)
     tokens = {upn: _user_token(entryway, upn) for upn in [*GIT_USERS, "gitout@contoso.test"]}
     tokens[ADA.upn] = _user_token(entryway, ADA.upn, ADA.password)
     tokens["build-bot"] = _app_token(entryway)
@@ -284,6 +258,20 @@ def test_clone_and_push_with_a_bearer_header(git_world: GitWorld, tmp_path: Path
     assert updates[0]["name"] == "refs/heads/main"
 
 
+def test_protocol_v2_is_spoken_when_asked(git_world: GitWorld) -> None:
+    answer = requests.get(
+        f"{git_world.url}/info/refs",
+        params={"service": "git-upload-pack"},
+        headers={"Authorization": f"Bearer {git_world.tokens[ADA.upn]}", "Git-Protocol": "version=2"},
+        verify=git_world.instance.ca_bundle,
+        allow_redirects=False,
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/x-git-upload-pack-advertisement"
+    assert b"version 2\n" in answer.content
+    assert b"ls-refs" in answer.content
+
+
 def test_clone_and_push_with_a_credential_helper_answering_the_token(
     git_world: GitWorld, tmp_path: Path
 ) -> None:
@@ -308,6 +296,23 @@ def test_a_reader_clones_and_is_refused_the_push(git_world: GitWorld, tmp_path: 
         "Details: identity 'gitread@contoso.test', scope 'repository'." in refused.stderr
     )
     assert "The requested URL returned error: 403" in refused.stderr
+    # The refusal is in the audit log (written off the request path: wait for it briefly).
+    deadline = time.monotonic() + 5
+    while True:
+        with git_world.instance.runtime.db.read() as session:
+            refusals = session.scalars(
+                select(AuditEventRow).where(
+                    AuditEventRow.action == "Authentication.Refused",
+                    AuditEventRow.status == 403,
+                    AuditEventRow.path.contains(REPO),
+                )
+            ).all()
+        if refusals or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert refusals
+    assert refusals[0].actor_id is not None
+    assert refusals[0].credential_kind == "bearer:jwt"
 
 
 def test_a_stakeholder_cannot_clone(git_world: GitWorld, tmp_path: Path) -> None:

@@ -676,3 +676,117 @@ def test_an_api_exposes_scopes_that_a_client_is_consented_to(runtime: Runtime) -
     assert second.created == ["exposed scopes for tasks-api"]
     assert row_counts(runtime) == counts
     assert apply_config(runtime, data).created == []
+
+
+PROJECTS_CONFIG = """\
+tenants:
+  - id: 7d3a1f52-5b8e-4c1e-9f4a-2b6c8d0e1f23
+    domains: [contoso.test]
+    users:
+      - upn: alice@contoso.test
+        password: "Correct-Horse-42"
+      - upn: ada@contoso.test
+        password: "Ada-Signs-In-0042"
+    apps:
+      - name: build-bot
+organizations:
+  - name: fabrikam
+    tenant: contoso.test
+    members:
+      - user: alice@contoso.test
+        organization_admin: true
+      - user: ada@contoso.test
+        access: stakeholder
+      - app: build-bot
+    projects:
+      - name: Website
+        description: The public site
+        repositories: [site, infra]
+        members:
+          - user: ada@contoso.test
+            role: readers
+          - app: build-bot
+            role: contributors
+      - name: Tools
+"""
+
+
+def test_projects_repositories_roles_and_admins_apply_once(runtime: Runtime) -> None:
+    from entryway.devops.git.storage import repository_path
+    from entryway.devops.projects.permissions import ProjectRole
+    from entryway.devops.projects.service import ProjectService
+
+    data = yaml.safe_load(PROJECTS_CONFIG)
+    first = apply_config(runtime, data)
+    assert "project fabrikam/Website" in first.created
+    assert "repository fabrikam/Website/infra" in first.created
+    counts = row_counts(runtime)
+    assert counts["devops_projects"] == 2
+    assert counts["devops_repositories"] == 2
+    assert counts["devops_project_members"] == 2
+    with runtime.db.read() as session:
+        orgs = OrgService(session, runtime.clock)
+        org = orgs.get("fabrikam")
+        admins = {m.principal_name for m in orgs.list_members(org) if m.organization_admin}
+        assert admins == {"alice@contoso.test"}
+        projects = ProjectService(session, runtime.clock)
+        website = projects.get(org, "website")
+        assert website.description == "The public site"
+        roles = {m.member.principal_name: m.role for m in projects.list_roles(website)}
+        assert roles["ada@contoso.test"] is ProjectRole.READERS
+        for repo in projects.list_repositories(org, project=website):
+            assert (repository_path(runtime.settings.data_dir / "git", repo.id) / "HEAD").is_file()
+        # Changes are in the audit log, by the config file.
+        assert counts["devops_audit_events"] >= 5
+
+    second = apply_config(runtime, data)
+    assert second.created == []
+    assert row_counts(runtime) == counts
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (
+            lambda d: d["organizations"][0]["projects"].append({"name": "_hidden"}),
+            "organizations[0].projects[2]: ",
+        ),
+        (
+            lambda d: d["organizations"][0]["projects"][0]["repositories"].append("a|b"),
+            "organizations[0].projects[0].repositories[2]: ",
+        ),
+        (
+            lambda d: d["organizations"][0]["projects"][0]["members"].append({"user": "ada@contoso.test"}),
+            "organizations[0].projects[0].members[2].role: required",
+        ),
+        (
+            lambda d: d["organizations"][0]["projects"][0]["members"].append(
+                {"user": "ada@contoso.test", "role": "owners"}
+            ),
+            "organizations[0].projects[0].members[2].role: unknown project role 'owners'",
+        ),
+        (
+            lambda d: (
+                d["tenants"][0]["users"].append({"upn": "zed@contoso.test", "password": "Zed-Is-Not-0042"})
+                or d["organizations"][0]["projects"][1].update(
+                    members=[{"user": "zed@contoso.test", "role": "readers"}]
+                )
+            ),
+            "organizations[0].projects[1].members[0]: zed@contoso.test is not a member of organization fabrikam",
+        ),
+        (
+            lambda d: d["organizations"][0]["projects"][1].update(owner="x"),
+            "organizations[0].projects[1]: unknown key(s) owner",
+        ),
+    ],
+)
+def test_bad_projects_are_refused_naming_the_path_and_write_nothing(
+    runtime: Runtime, change: Any, where: str
+) -> None:
+    data = yaml.safe_load(PROJECTS_CONFIG)
+    change(data)
+    before = row_counts(runtime)
+    with pytest.raises(ConfigError) as raised:
+        apply_config(runtime, data)
+    assert str(raised.value).startswith(f"config.{where}"), str(raised.value)
+    assert row_counts(runtime) == before

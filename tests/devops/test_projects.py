@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from sqlalchemy import update
 
 from entryway.config.declarative import apply_config
 from entryway.devops.orgs.service import AccessLevel, Member, MemberKind, OrgService
@@ -95,6 +94,7 @@ organizations:
     members:
       - app: projects-admin-bot
         access: basic
+        organization_admin: true
       - app: projects-reader-bot
         access: basic
       - app: projects-loner-bot
@@ -112,9 +112,6 @@ def projects_world(entryway: Instance) -> None:
     apply_config(entryway.runtime, yaml.safe_load(PROJECTS_CONFIG), source="test_projects")
     runtime = entryway.runtime
     with runtime.db.unit_of_work() as session:
-        session.execute(
-            update(MemberRow).where(MemberRow.principal_name == ADMIN_ID).values(organization_admin=True)
-        )
         orgs = OrgService(session, entryway.clock)
         org = orgs.get(ORG)
         reader = orgs.find_member(org, _object_id(entryway, READER_ID))

@@ -17,8 +17,10 @@ from typing import Any
 
 import yaml
 
-from entryway.config.members import add_member
-from entryway.devops.orgs.service import AccessLevel, OrgError, OrgService
+from entryway.config.members import add_member, find_member
+from entryway.devops.orgs.service import AccessLevel, Organization, OrgError, OrgService
+from entryway.devops.projects.permissions import ProjectRole
+from entryway.devops.projects.service import Actor, ProjectError, ProjectService
 from entryway.identity.directory.service import DEFAULT_FIC_AUDIENCE, DirectoryError, DirectoryService
 from entryway.kit.ids import parse_guid
 from entryway.runtime import Runtime
@@ -135,12 +137,19 @@ def apply_config(
     with runtime.db.unit_of_work() as session:
         directory = DirectoryService(session, runtime.clock, runtime.digester)
         orgs = OrgService(session, runtime.clock)
+        projects = ProjectService(session, runtime.clock, str(runtime.settings.data_dir / "git"))
+        actor = Actor.local(f"config:{source}")
         for tenant_cfg in root.items("tenants"):
             with _at(tenant_cfg):
                 _apply_tenant(directory, tenant_cfg, report)
         for org_cfg in root.items("organizations"):
             with _at(org_cfg):
-                _apply_org(directory, orgs, org_cfg, report)
+                org = _apply_org(directory, orgs, org_cfg, report)
+            for project_cfg in org_cfg.items("projects"):
+                with _at(project_cfg):
+                    _apply_project(
+                        directory, orgs, projects, org, cfg=project_cfg, actor=actor, report=report
+                    )
     return report
 
 
@@ -149,7 +158,7 @@ def _at(cfg: _Reader) -> Iterator[None]:
     """Name the part of the file that a directory or organization refusal came from."""
     try:
         yield
-    except (DirectoryError, OrgError) as exc:
+    except (DirectoryError, OrgError, ProjectError) as exc:
         raise ConfigError(f"{cfg.path}: {exc}") from exc
 
 
@@ -437,8 +446,10 @@ def _apply_managed_identities(
         _apply_federated_credentials(directory, mi, mi_cfg, report)
 
 
-def _apply_org(directory: DirectoryService, orgs: OrgService, cfg: _Reader, report: ApplyReport) -> None:
-    cfg.check_keys({"name", "tenant", "members"})
+def _apply_org(
+    directory: DirectoryService, orgs: OrgService, cfg: _Reader, report: ApplyReport
+) -> Organization:
+    cfg.check_keys({"name", "tenant", "members", "projects"})
     name = cfg.text("name", required=True)
     tenant_ref = cfg.text("tenant", required=True)
     assert name is not None
@@ -451,7 +462,7 @@ def _apply_org(directory: DirectoryService, orgs: OrgService, cfg: _Reader, repo
     elif org.tenant_id != tenant.id:
         raise ConfigError(f"{cfg.path}: organization '{name}' is connected to tenant {org.tenant_id}")
     for member_cfg in cfg.items("members"):
-        member_cfg.check_keys({"app", "user", "managed_identity", "access"})
+        member_cfg.check_keys({"app", "user", "managed_identity", "access", "organization_admin"})
         app_ref, upn = member_cfg.text("app"), member_cfg.text("user")
         managed_identity = member_cfg.text("managed_identity")
         if sum(ref is not None for ref in (app_ref, upn, managed_identity)) != 1:
@@ -466,6 +477,52 @@ def _apply_org(directory: DirectoryService, orgs: OrgService, cfg: _Reader, repo
                 upn=upn,
                 managed_identity=managed_identity,
                 access=access,
+                organization_admin=member_cfg.boolean("organization_admin"),
             )
         if changed:
             report.note(f"member {member.principal_name} of {name}")
+    return org
+
+
+def _apply_project(
+    directory: DirectoryService,
+    orgs: OrgService,
+    projects: ProjectService,
+    org: Organization,
+    *,
+    cfg: _Reader,
+    actor: Actor,
+    report: ApplyReport,
+) -> None:
+    """A project, its repositories and its members' roles; what exists is matched, never removed."""
+    cfg.check_keys({"name", "description", "repositories", "members"})
+    name = cfg.text("name", required=True)
+    assert name is not None
+    project = projects.find(org, name)
+    if project is None:
+        project = projects.create(org, name, actor, description=cfg.text("description") or "")
+        report.note(f"project {org.name}/{name}")
+    existing = {r.name.lower() for r in projects.list_repositories(org, project=project)}
+    for index, repo_name in enumerate(cfg.strings("repositories")):
+        if repo_name.lower() in existing:
+            continue
+        try:
+            projects.create_repository(org, project, repo_name, actor)
+        except ProjectError as exc:
+            raise ConfigError(f"{cfg.path}.repositories[{index}]: {exc}") from exc
+        existing.add(repo_name.lower())
+        report.note(f"repository {org.name}/{name}/{repo_name}")
+    for member_cfg in cfg.items("members"):
+        member_cfg.check_keys({"app", "user", "managed_identity", "role"})
+        refs = (member_cfg.text("app"), member_cfg.text("user"), member_cfg.text("managed_identity"))
+        if sum(ref is not None for ref in refs) != 1:
+            raise ConfigError(f"{member_cfg.path}: give exactly one of 'app', 'user' or 'managed_identity'")
+        with _at(member_cfg):
+            role_text = member_cfg.text("role", required=True) or ""
+            try:
+                role = ProjectRole.parse(role_text)
+            except ValueError as exc:
+                raise ConfigError(f"{member_cfg.path}.role: {exc}") from exc
+            member = find_member(directory, orgs, org, app_ref=refs[0], upn=refs[1], managed_identity=refs[2])
+            if projects.set_role(org, project, member, role, actor):
+                report.note(f"{member.principal_name} {role.value} of {org.name}/{name}")

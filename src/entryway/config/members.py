@@ -19,9 +19,61 @@ def add_member(
     upn: str | None = None,
     managed_identity: str | None = None,
     access: AccessLevel,
+    organization_admin: bool | None = None,
 ) -> tuple[Member, bool]:
     """Add (or change the access level of) an app's service principal, a user or a managed identity of the
-    org's tenant. Returns the member and whether anything changed."""
+    org's tenant; `organization_admin` None leaves that flag as it is. Returns the member and whether anything
+    changed."""
+    object_id, kind, display_name, principal_name = _identity(
+        directory, org, app_ref=app_ref, upn=upn, managed_identity=managed_identity
+    )
+    existing = orgs.find_member(org, object_id)
+    if (
+        existing is not None
+        and existing.access_level is access
+        and organization_admin in {None, existing.organization_admin}
+    ):
+        return existing, False
+    member = orgs.add_member(
+        org,
+        object_id=object_id,
+        kind=kind,
+        display_name=display_name,
+        principal_name=principal_name,
+        access_level=access,
+        organization_admin=organization_admin,
+    )
+    return member, True
+
+
+def find_member(
+    directory: DirectoryService,
+    orgs: OrgService,
+    org: Organization,
+    *,
+    app_ref: str | None = None,
+    upn: str | None = None,
+    managed_identity: str | None = None,
+) -> Member:
+    """The organization member an app, a user or a managed identity is; an error when it is not one."""
+    object_id, _kind, _display, principal_name = _identity(
+        directory, org, app_ref=app_ref, upn=upn, managed_identity=managed_identity
+    )
+    member = orgs.find_member(org, object_id)
+    if member is None:
+        raise DirectoryError(f"{principal_name} is not a member of organization {org.name}")
+    return member
+
+
+def _identity(
+    directory: DirectoryService,
+    org: Organization,
+    *,
+    app_ref: str | None,
+    upn: str | None,
+    managed_identity: str | None,
+) -> tuple[str, MemberKind, str, str]:
+    """(object id, kind, display name, principal name) of the one identity named."""
     if sum(ref is not None for ref in (app_ref, upn, managed_identity)) != 1:
         raise DirectoryError("give exactly one of an app, a user or a managed identity")
     tenant = directory.find_tenant(org.tenant_id)
@@ -41,15 +93,4 @@ def add_member(
             raise DirectoryError(f"'{upn}' is not a user of tenant {tenant.id}")
         object_id, kind = user.object_id, MemberKind.USER
         display_name, principal_name = user.display_name, user.user_principal_name
-    existing = orgs.find_member(org, object_id)
-    if existing is not None and existing.access_level is access:
-        return existing, False
-    member = orgs.add_member(
-        org,
-        object_id=object_id,
-        kind=kind,
-        display_name=display_name,
-        principal_name=principal_name,
-        access_level=access,
-    )
-    return member, True
+    return object_id, kind, display_name, principal_name

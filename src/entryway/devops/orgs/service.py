@@ -134,7 +134,10 @@ class OrgService:
         display_name: str,
         principal_name: str,
         access_level: AccessLevel,
+        organization_admin: bool | None = None,
     ) -> Member:
+        """Add a member, or change an existing one's access level (and, unless None, whether it is an
+        organization administrator: a Project Collection Administrator)."""
         oid = parse_guid(object_id)
         if oid is None:
             raise OrgError(f"object id '{object_id}' is not a GUID")
@@ -142,6 +145,8 @@ class OrgService:
         if existing is not None:
             existing.access_level = access_level.value
             existing.display_name = display_name
+            if organization_admin is not None:
+                existing.organization_admin = organization_admin
             return Member.from_row(existing)
         row = MemberRow(
             id=new_guid(),
@@ -151,6 +156,7 @@ class OrgService:
             display_name=display_name,
             principal_name=principal_name,
             access_level=access_level.value,
+            organization_admin=bool(organization_admin),
             created_at=self._clock.now(),
         )
         self._repo.add(row)

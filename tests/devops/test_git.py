@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -432,3 +433,31 @@ def test_two_concurrent_pushes_to_one_branch_one_wins_and_the_repository_stays_s
         env=_env(git_world, None),
     )
     assert fsck.returncode == 0, fsck.stderr
+
+
+def test_a_push_cut_off_midway_changes_nothing(git_world: GitWorld) -> None:
+    token = git_world.tokens[ADA.upn]
+    zero = "0" * 40
+    command = f"{zero} {'1' * 40} refs/heads/cut-off\0 report-status\n".encode()
+
+    class CutOffError(Exception):
+        pass
+
+    def body() -> Iterator[bytes]:
+        yield f"{len(command) + 4:04x}".encode() + command + b"0000"
+        yield b"PACK\0\0\0\2\0\0\0\1" + os.urandom(256 * 1024)
+        raise CutOffError
+
+    with pytest.raises((CutOffError, requests.ConnectionError)):
+        requests.post(
+            f"{git_world.url}/git-receive-pack",
+            data=body(),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/x-git-receive-pack-request",
+            },
+            verify=git_world.instance.ca_bundle,
+            timeout=30,
+        )
+    listed = ok(git(git_world, "ls-remote", git_world.url, token=token)).stdout
+    assert "refs/heads/cut-off" not in listed

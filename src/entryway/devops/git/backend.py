@@ -160,6 +160,11 @@ async def _feed(process: asyncio.subprocess.Process, body: AsyncIterator[bytes] 
     except (BrokenPipeError, ConnectionResetError):
         # The child stopped reading (it refused the request); its answer says why.
         pass
+    except Exception:
+        # The client went away mid-request: git must not act on a truncated request.
+        log.info("git request body ended early; stopping git http-backend")
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
     finally:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             stdin.close()

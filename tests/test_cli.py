@@ -613,3 +613,86 @@ def test_app_create_exposes_an_api(tmp_path: Path) -> None:
     assert refused.exit_code == 2
     assert "OpenID Connect scope" in refused.output
     assert "Traceback" not in refused.output
+
+
+# --- projects, repositories and roles (issue 5) --------------------------------------------------
+
+
+def test_project_repo_and_role_commands(data_dir: Path) -> None:
+    assert run("tenant", "create", "--domain", "p.test", data_dir=data_dir).exit_code == 0
+    assert run("org", "create", "--name", "prj", "--tenant", "p.test", data_dir=data_dir).exit_code == 0
+    assert run("app", "create", "--tenant", "p.test", "--name", "ci", data_dir=data_dir).exit_code == 0
+    added = run("org", "member", "add", "--org", "prj", "--app", "ci", "--admin", data_dir=data_dir)
+    assert added.exit_code == 0, added.output
+    assert added.output.rstrip().endswith("admin")
+    assert "\tadmin" in run("org", "member", "list", "--org", "prj", data_dir=data_dir).output
+
+    created = run("project", "create", "--org", "prj", "--name", "Web Site", data_dir=data_dir)
+    assert created.exit_code == 0, created.output
+    assert "Web Site" in run("project", "list", "--org", "prj", data_dir=data_dir).output
+    repo = run("repo", "create", "--org", "prj", "--project", "web site", "--name", "app", data_dir=data_dir)
+    assert repo.exit_code == 0, repo.output
+    repo_id, clone_url = repo.output.split()
+    assert clone_url.endswith("/prj/Web%20Site/_git/app")
+    assert (data_dir / "git" / f"{repo_id}.git" / "HEAD").is_file()
+    assert repo_id in run("repo", "list", "--org", "prj", "--project", "Web Site", data_dir=data_dir).output
+
+    role = run(
+        "project", "member", "add", "--org", "prj", "--project", "Web Site", "--app", "ci",
+        "--role", "contributors", data_dir=data_dir,
+    )  # fmt: skip
+    assert role.exit_code == 0, role.output
+    listed = run("project", "member", "list", "--org", "prj", "--project", "Web Site", data_dir=data_dir)
+    assert "\tcontributors\t" in listed.output
+    removed = run(
+        "project",
+        "member",
+        "remove",
+        "--org",
+        "prj",
+        "--project",
+        "Web Site",
+        "--app",
+        "ci",
+        data_dir=data_dir,
+    )
+    assert removed.exit_code == 0, removed.output
+
+    assert run("project", "delete", "--org", "prj", "--name", "Web Site", data_dir=data_dir).exit_code == 0
+    assert not (data_dir / "git" / f"{repo_id}.git").exists()
+    assert "Web Site" not in run("project", "list", "--org", "prj", data_dir=data_dir).output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["project", "create", "--org", "prj", "--name", "_x"], "cannot start with an underscore"),
+        (["project", "create", "--org", "prj", "--name", "a/b"], "cannot contain /"),
+        (["project", "create", "--org", "prj", "--name", "App_Browsers"], "is a reserved name"),
+        (["project", "create", "--org", "prj", "--name", "P"], "project 'P' already exists"),
+        (["project", "delete", "--org", "prj", "--name", "nope"], "project 'nope' not found"),
+        (["repo", "create", "--org", "prj", "--project", "nope", "--name", "r"], "project 'nope' not found"),
+        (
+            ["project", "member", "add", "--org", "prj", "--project", "P", "--app", "ci", "--role", "owners"],
+            "unknown project role 'owners'",
+        ),
+        (
+            ["project", "member", "add", "--org", "prj", "--project", "P", "--app", "ci", "--user", "u@p.test",
+             "--role", "readers"],
+            "give exactly one of --app, --user or --managed-identity",
+        ),
+        (
+            ["project", "member", "add", "--org", "prj", "--project", "P", "--app", "ci", "--role", "readers"],
+            "is not a member of organization prj",
+        ),
+    ],
+)  # fmt: skip
+def test_project_commands_refuse_bad_input_clearly(data_dir: Path, args: list[str], message: str) -> None:
+    run("tenant", "create", "--domain", "p.test", data_dir=data_dir)
+    run("org", "create", "--name", "prj", "--tenant", "p.test", data_dir=data_dir)
+    run("app", "create", "--tenant", "p.test", "--name", "ci", data_dir=data_dir)
+    run("project", "create", "--org", "prj", "--name", "P", data_dir=data_dir)
+    result = run(*args, data_dir=data_dir)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

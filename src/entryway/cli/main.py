@@ -20,6 +20,7 @@ from entryway.kit.clock import as_utc
 
 if TYPE_CHECKING:
     from entryway.devops.orgs.service import OrgService
+    from entryway.devops.projects.service import Actor, ProjectService
     from entryway.identity.directory.service import DirectoryService
     from entryway.runtime import Runtime
     from entryway.store.models import ApplicationRow, ManagedIdentityRow
@@ -40,6 +41,9 @@ user_app = typer.Typer(no_args_is_help=True, help="Users.")
 mfa_app = typer.Typer(no_args_is_help=True, help="A user's multi-factor authentication (TOTP).")
 org_app = typer.Typer(no_args_is_help=True, help="DevOps organizations.")
 member_app = typer.Typer(no_args_is_help=True, help="Members of an organization.")
+project_app = typer.Typer(no_args_is_help=True, help="Projects of an organization.")
+project_member_app = typer.Typer(no_args_is_help=True, help="Members' roles in a project.")
+repo_app = typer.Typer(no_args_is_help=True, help="Git repositories of a project.")
 keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys.")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apps_app, name="app")
@@ -51,6 +55,9 @@ app.add_typer(user_app, name="user")
 user_app.add_typer(mfa_app, name="mfa")
 app.add_typer(org_app, name="org")
 org_app.add_typer(member_app, name="member")
+app.add_typer(project_app, name="project")
+project_app.add_typer(project_member_app, name="member")
+app.add_typer(repo_app, name="repo")
 app.add_typer(keys_app, name="keys")
 
 STATE_FILE = "state.json"
@@ -81,6 +88,7 @@ def admin_runtime(data_dir: Path) -> Iterator[Runtime]:
     """The runtime for an administrative command on a data directory (the server may be running)."""
     from entryway.config.declarative import ConfigError
     from entryway.devops.orgs.service import OrgError
+    from entryway.devops.projects.service import ProjectError
     from entryway.identity.directory.service import DirectoryError
     from entryway.keys.keyring import MasterKeyMismatch
     from entryway.runtime import Runtime
@@ -92,7 +100,7 @@ def admin_runtime(data_dir: Path) -> Iterator[Runtime]:
         raise fail(str(exc)) from exc
     try:
         yield runtime
-    except (DirectoryError, OrgError, ConfigError) as exc:
+    except (DirectoryError, OrgError, ConfigError, ProjectError) as exc:
         raise fail(str(exc)) from exc
     finally:
         runtime.close()
@@ -105,15 +113,22 @@ class Admin:
     runtime: Runtime
     directory: DirectoryService
     orgs: OrgService
+    projects: ProjectService
 
 
 @contextmanager
 def admin(data_dir: Path, *, write: bool = True) -> Iterator[Admin]:
     from entryway.devops.orgs.service import OrgService
+    from entryway.devops.projects.service import ProjectService
     from entryway.identity.directory.service import DirectoryService
 
     with admin_runtime(data_dir) as rt, rt.db.unit_of_work() if write else rt.db.read() as session:
-        yield Admin(rt, DirectoryService(session, rt.clock, rt.digester), OrgService(session, rt.clock))
+        yield Admin(
+            rt,
+            DirectoryService(session, rt.clock, rt.digester),
+            OrgService(session, rt.clock),
+            ProjectService(session, rt.clock, str(rt.settings.data_dir / "git")),
+        )
 
 
 def _saved_settings(data_dir: Path) -> Settings:
@@ -880,6 +895,13 @@ def member_add(
         str | None, typer.Option("--managed-identity", help="Name or client id of a managed identity.")
     ] = None,
     access: Annotated[str, typer.Option(help="stakeholder, basic or basicPlusTest.")] = "basic",
+    admin_flag: Annotated[
+        bool | None,
+        typer.Option(
+            "--admin/--no-admin",
+            help="Make it an organization administrator (Project Collection Administrators), or not.",
+        ),
+    ] = None,
 ) -> None:
     """Add a service principal, a user or a managed identity to an organization (or change its access)."""
     from entryway.config.members import add_member
@@ -896,8 +918,9 @@ def member_add(
             upn=user,
             managed_identity=managed_identity,
             access=AccessLevel.parse(access),
+            organization_admin=admin_flag,
         )
-        typer.echo(f"{m.object_id}\t{m.kind}\t{m.access_level}")
+        typer.echo(f"{m.object_id}\t{m.kind}\t{m.access_level}" + ("\tadmin" if m.organization_admin else ""))
 
 
 @member_app.command("remove")
@@ -914,7 +937,148 @@ def member_list(data_dir: DataDir, org: OrgOpt) -> None:
     """List an organization's members: object id, kind, access level, name."""
     with admin(data_dir, write=False) as a:
         for m in a.orgs.list_members(a.orgs.get(org)):
-            typer.echo(f"{m.object_id}\t{m.kind}\t{m.access_level}\t{m.principal_name}\t{m.display_name}")
+            admin_mark = "\tadmin" if m.organization_admin else ""
+            typer.echo(
+                f"{m.object_id}\t{m.kind}\t{m.access_level}\t{m.principal_name}\t{m.display_name}{admin_mark}"
+            )
+
+
+# --- projects and repositories ------------------------------------------------------------------
+
+
+ProjectOpt = Annotated[str, typer.Option("--project", help="Project name or id.")]
+NameOpt = Annotated[str, typer.Option("--name", help="Name.")]
+
+
+def _cli_actor() -> Actor:
+    from entryway.devops.projects.service import Actor
+
+    return Actor.local("cli")
+
+
+@project_app.command("create")
+def project_create(
+    data_dir: DataDir,
+    org: OrgOpt,
+    name: NameOpt,
+    description: Annotated[str, typer.Option(help="Description.")] = "",
+) -> None:
+    """Create a project (private, Git)."""
+    with admin(data_dir) as a:
+        project = a.projects.create(a.orgs.get(org), name, _cli_actor(), description=description)
+        typer.echo(f"{project.id}\t{project.name}")
+
+
+@project_app.command("list")
+def project_list(data_dir: DataDir, org: OrgOpt) -> None:
+    """List an organization's projects: id, name, description."""
+    with admin(data_dir, write=False) as a:
+        for project in a.projects.list_projects(a.orgs.get(org)):
+            typer.echo(f"{project.id}\t{project.name}\t{project.description}")
+
+
+@project_app.command("delete")
+def project_delete(data_dir: DataDir, org: OrgOpt, name: NameOpt) -> None:
+    """Delete a project, its repositories (from disk too) and its roles."""
+    from entryway.devops.git.storage import delete_bare_repository
+
+    with admin(data_dir) as a:
+        repo_ids = a.projects.delete(a.orgs.get(org), name, _cli_actor())
+        git_root = str(a.runtime.settings.data_dir / "git")
+    for repo_id in repo_ids:  # once the deletion has committed
+        delete_bare_repository(git_root, repo_id)
+
+
+@project_member_app.command("add")
+def project_member_add(
+    data_dir: DataDir,
+    org: OrgOpt,
+    project: ProjectOpt,
+    role: Annotated[str, typer.Option(help="readers, contributors or project_administrators.")],
+    app_ref: Annotated[str | None, typer.Option("--app", help="Client id or name of an app.")] = None,
+    user: Annotated[str | None, typer.Option(help="UPN of a user.")] = None,
+    managed_identity: Annotated[
+        str | None, typer.Option("--managed-identity", help="Name or client id of a managed identity.")
+    ] = None,
+) -> None:
+    """Give an organization member a role in a project (replacing the role it had)."""
+    from entryway.config.members import find_member
+    from entryway.devops.projects.permissions import ProjectRole
+
+    if sum(ref is not None for ref in (app_ref, user, managed_identity)) != 1:
+        raise fail("give exactly one of --app, --user or --managed-identity")
+    try:
+        parsed = ProjectRole.parse(role)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    with admin(data_dir) as a:
+        organization = a.orgs.get(org)
+        member = find_member(
+            a.directory, a.orgs, organization, app_ref=app_ref, upn=user, managed_identity=managed_identity
+        )
+        service = a.projects
+        service.set_role(organization, service.get(organization, project), member, parsed, _cli_actor())
+        typer.echo(f"{member.object_id}\t{member.principal_name}\t{parsed.value}")
+
+
+@project_member_app.command("remove")
+def project_member_remove(
+    data_dir: DataDir,
+    org: OrgOpt,
+    project: ProjectOpt,
+    app_ref: Annotated[str | None, typer.Option("--app", help="Client id or name of an app.")] = None,
+    user: Annotated[str | None, typer.Option(help="UPN of a user.")] = None,
+    managed_identity: Annotated[
+        str | None, typer.Option("--managed-identity", help="Name or client id of a managed identity.")
+    ] = None,
+) -> None:
+    """Take a member's role in a project away."""
+    from entryway.config.members import find_member
+
+    if sum(ref is not None for ref in (app_ref, user, managed_identity)) != 1:
+        raise fail("give exactly one of --app, --user or --managed-identity")
+    with admin(data_dir) as a:
+        organization = a.orgs.get(org)
+        member = find_member(
+            a.directory, a.orgs, organization, app_ref=app_ref, upn=user, managed_identity=managed_identity
+        )
+        service = a.projects
+        service.remove_role(organization, service.get(organization, project), member, _cli_actor())
+
+
+@project_member_app.command("list")
+def project_member_list(data_dir: DataDir, org: OrgOpt, project: ProjectOpt) -> None:
+    """List a project's members: object id, role, name."""
+    with admin(data_dir, write=False) as a:
+        organization = a.orgs.get(org)
+        service = a.projects
+        for pm in service.list_roles(service.get(organization, project)):
+            typer.echo(f"{pm.member.object_id}\t{pm.role.value}\t{pm.member.principal_name}")
+
+
+@repo_app.command("create")
+def repo_create(data_dir: DataDir, org: OrgOpt, project: ProjectOpt, name: NameOpt) -> None:
+    """Create a Git repository (and its bare repository on disk); prints its id and clone URL."""
+    with admin(data_dir) as a:
+        organization = a.orgs.get(org)
+        service = a.projects
+        repo = service.create_repository(organization, service.get(organization, project), name, _cli_actor())
+        from urllib.parse import quote
+
+        origin = a.runtime.settings.devops_origin
+        typer.echo(
+            f"{repo.id}\t{origin}/{quote(organization.name)}/{quote(repo.project.name)}/_git/{quote(repo.name)}"
+        )
+
+
+@repo_app.command("list")
+def repo_list(data_dir: DataDir, org: OrgOpt, project: ProjectOpt) -> None:
+    """List a project's repositories: id, name."""
+    with admin(data_dir, write=False) as a:
+        organization = a.orgs.get(org)
+        service = a.projects
+        for repo in service.list_repositories(organization, project=service.get(organization, project)):
+            typer.echo(f"{repo.id}\t{repo.name}")
 
 
 # --- keys ----------------------------------------------------------------------------------------

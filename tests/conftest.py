@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,10 @@ from entryway.server import EntrywayServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
+
+# The azure-devops SDK reads its location cache directory once, when imported: point it at a throwaway
+# directory before any test module imports it, so tests never read or write ~/.azure-devops.
+os.environ.setdefault("AZURE_DEVOPS_CACHE_DIR", tempfile.mkdtemp(prefix="entryway-sdk-cache-"))
 
 DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
 DEVOPS_SCOPE = f"{DEVOPS_RESOURCE}/.default"

@@ -3,8 +3,6 @@ its bootstrap (OPTIONS _apis, ResourceAreas), then projects and repositories (de
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from azure.devops.connection import Connection
 from azure.devops.exceptions import AzureDevOpsServiceError
@@ -24,12 +22,6 @@ from tests.devops.test_projects import (
 from tests.devops.test_token_rejection import fresh_token
 
 __all__ = ["projects_world"]  # the fixture, shared with test_projects
-
-
-@pytest.fixture(autouse=True)
-def sdk_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK caches locations on disk for 12 hours, keyed by URL; each test starts without one."""
-    monkeypatch.setenv("AZURE_DEVOPS_CACHE_DIR", str(tmp_path / "sdk-cache"))
 
 
 def connect(instance: Instance, client_id: str, secret: str) -> Connection:

@@ -134,10 +134,17 @@ class AuditRecorder:
         self._dropped = 0
 
     async def __call__(self, decision: AuthDecision) -> None:
-        """Record one authentication decision; returns at once (the row is written in the background)."""
+        """Record one authentication decision; returns at once (the row is written in the background).
+
+        An accepted decision is the hot path (every authenticated request): whether it is the first of its
+        window is decided from the principal alone, before anything of the request is read."""
+        principal = decision.principal
+        if decision.accepted and isinstance(principal, Principal) and decision.organization is not None:
+            window = int(self._clock.timestamp()) // ACCEPTED_WINDOW_SECONDS
+            key = (principal.member.object_id, decision.organization.id, principal.credential.label)
+            if not self._first_in_window(key, window):
+                return
         entry = self._entry(decision)
-        if entry.accepted and not self._first_in_window(entry):
-            return
         queue = self._started()
         try:
             queue.put_nowait(entry)
@@ -177,9 +184,7 @@ class AuditRecorder:
             user_agent=request.headers.get("user-agent", "")[:256],
         )
 
-    def _first_in_window(self, entry: _Decision) -> bool:
-        window = int(entry.timestamp.timestamp()) // ACCEPTED_WINDOW_SECONDS
-        key = (entry.actor_id or "", entry.organization_id or "", entry.credential_kind)
+    def _first_in_window(self, key: tuple[str, str, str], window: int) -> bool:
         if self._seen.get(key) == window:
             return False
         if len(self._seen) > QUEUE_LIMIT:  # a bound on memory: forget earlier windows

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from entryway.store.models import MemberRow, OrganizationRow, SettingRow
+
+# Every authenticated request looks its member up: one Core statement, built once (building a select() and
+# its cache key costs more than SQLite takes to answer it).
+_MEMBER_BY_OBJECT_ID = select(
+    MemberRow.id,
+    MemberRow.organization_id,
+    MemberRow.object_id,
+    MemberRow.kind,
+    MemberRow.display_name,
+    MemberRow.principal_name,
+    MemberRow.access_level,
+    MemberRow.organization_admin,
+).where(MemberRow.organization_id == bindparam("org_id"), MemberRow.object_id == bindparam("object_id"))
 
 
 class OrgRepository:
@@ -23,6 +36,13 @@ class OrgRepository:
 
     def list_orgs(self) -> list[OrganizationRow]:
         return list(self._session.scalars(select(OrganizationRow).order_by(OrganizationRow.name_key)))
+
+    def find_member_values(
+        self, organization_id: str, object_id: str
+    ) -> Row[str, str, str, str, str, str, str, bool] | None:
+        """The member's columns, for request authentication (no ORM object)."""
+        params = {"org_id": organization_id, "object_id": object_id}
+        return self._session.connection().execute(_MEMBER_BY_OBJECT_ID, params).first()
 
     def find_member(self, organization_id: str, object_id: str) -> MemberRow | None:
         return self._session.scalars(

@@ -6,6 +6,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from entryway.devops.orgs.repository import OrgRepository
@@ -58,7 +59,7 @@ class Member:
     organization_admin: bool = False
 
     @classmethod
-    def from_row(cls, row: MemberRow) -> Member:
+    def from_row(cls, row: MemberRow | Row[str, str, str, str, str, str, str, bool]) -> Member:
         return cls(
             row.id,
             row.organization_id,
@@ -119,7 +120,7 @@ class OrgService:
         return Organization.from_row(row)
 
     def find_member(self, org: Organization, object_id: str) -> Member | None:
-        row = self._repo.find_member(org.id, object_id)
+        row = self._repo.find_member_values(org.id, object_id)
         return None if row is None else Member.from_row(row)
 
     def list_members(self, org: Organization) -> list[Member]:

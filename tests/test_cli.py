@@ -74,6 +74,8 @@ def start_serve(data_dir: Path, *extra: str) -> Served:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A hung server dumps every thread's stack on SIGABRT (see stop_serve).
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     assert process.stdout is not None
     lines = []
@@ -88,14 +90,26 @@ def start_serve(data_dir: Path, *extra: str) -> Served:
 
 
 def stop_serve(served: Served) -> None:
-    served.process.send_signal(signal.SIGINT)
+    process = served.process
+    process.send_signal(signal.SIGINT)
     try:
-        served.process.wait(timeout=20)
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        # Say where it hung: faulthandler prints each thread's stack on SIGABRT.
+        process.send_signal(signal.SIGABRT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        rest = process.stdout.read() if process.stdout else ""
+        pytest.fail(f"serve did not stop within 20 s of SIGINT; what it printed after the banner:\n{rest}")
     finally:
-        if served.process.poll() is None:
-            served.process.kill()
-        if served.process.stdout:
-            served.process.stdout.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
 
 
 @pytest.fixture

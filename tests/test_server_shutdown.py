@@ -35,3 +35,17 @@ def test_a_server_stuck_in_its_shutdown_is_cancelled(monkeypatch: pytest.MonkeyP
         assert not thread.is_alive()
     finally:
         sock.close()
+
+
+def test_a_stop_signal_caught_before_serving_stops_it_at_once() -> None:
+    early = threading.Event()
+    early.set()  # as the handler `catch_stop_signals` installs does for a Ctrl+C right after the banner
+    serving = _Serving([_uvicorn_server(Starlette(), None)], early_stop=early)
+    sock = bind_socket("127.0.0.1", 0, reuse_port=False, listen=True)
+    thread = threading.Thread(target=_run_loop, args=(serving.run([sock]),), daemon=True)
+    thread.start()
+    try:
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        sock.close()

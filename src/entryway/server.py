@@ -110,6 +110,8 @@ def _uvicorn_server(app: Any, tls: TlsFiles | None) -> uvicorn.Server:
 @dataclass
 class _Serving:
     servers: list[uvicorn.Server]
+    # Set by a SIGINT/SIGTERM that arrived before the loop's own handlers were installed.
+    early_stop: threading.Event | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _forced: bool = False
 
@@ -118,6 +120,8 @@ class _Serving:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop)
+        if self.early_stop is not None and self.early_stop.is_set():
+            self.stop()
         self._tasks = [
             asyncio.create_task(s.serve(sockets=[sock]))
             for s, sock in zip(self.servers, sockets, strict=True)
@@ -190,6 +194,7 @@ class EntrywayServer:
         self.tls: TlsFiles | None = None
         self._sockets: list[socket.socket] = []
         self._serving: _Serving | None = None
+        self._early_stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._workers: list[multiprocessing.process.BaseProcess] = []
 
@@ -241,7 +246,16 @@ class EntrywayServer:
 
     def _serving_for(self, runtime: Runtime) -> _Serving:
         assert self.tls is not None
-        return _Serving(_servers(runtime, self.tls))
+        return _Serving(_servers(runtime, self.tls), early_stop=self._early_stop)
+
+    def catch_stop_signals(self) -> None:
+        """From now on SIGINT and SIGTERM stop the server, even one that arrives before it serves: between
+        the banner and the event loop's own handlers there is a window where Python's default handler would
+        raise KeyboardInterrupt inside whatever start-up code is running."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda _signum, _frame: self._early_stop.set())
 
     def serve_forever(self) -> None:
         """Serve in this process (and in worker processes when `workers` > 1) until interrupted."""
@@ -286,7 +300,7 @@ class EntrywayServer:
         ]
         for worker in self._workers:
             worker.start()
-        stopping = threading.Event()
+        stopping = self._early_stop  # a signal caught before the workers started counts too
 
         def on_signal(_signum: int, _frame: Any) -> None:
             stopping.set()

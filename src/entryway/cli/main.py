@@ -260,6 +260,7 @@ def serve(
             indent=2,
         )
     )
+    server.catch_stop_signals()  # a Ctrl+C right after the banner must stop it too
     try:
         typer.echo(render(actual, seed, first_start=first_start))
         sys.stdout.flush()

@@ -451,6 +451,33 @@ class RepositoryRow(Base):
     created_at: Mapped[datetime]
 
 
+class PersonalAccessTokenRow(Base):
+    """A PAT: only its keyed digest is kept; the value is shown once at creation."""
+
+    __tablename__ = "devops_pats"
+
+    authorization_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_object_id: Mapped[str] = mapped_column(String(36), index=True)  # the user's Entra object id
+    owner_tenant_id: Mapped[str] = mapped_column(String(36))
+    owner_name: Mapped[str] = mapped_column(String(256), default="")  # UPN, for reports
+    display_name: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[str] = mapped_column(String(2048))  # space-separated, as Azure DevOps writes it
+    # The organization it is for; None: all accessible organizations (a global PAT).
+    organization_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    valid_from: Mapped[datetime]
+    valid_to: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    # Use, for the way off PATs: when, from where, by what, for which kind of route, how often.
+    last_used_at: Mapped[datetime | None]
+    last_used_address: Mapped[str | None] = mapped_column(String(64))
+    last_used_user_agent: Mapped[str | None] = mapped_column(String(256))
+    last_used_route_kind: Mapped[str | None] = mapped_column(String(16))  # rest | git
+    rest_uses: Mapped[int] = mapped_column(Integer, default=0)
+    git_uses: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class AuditEventRow(Base):
     """One authentication decision or change: who, what, when, from where, with which kind of credential.
     Never the credential itself."""

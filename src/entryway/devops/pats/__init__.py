@@ -1,0 +1,1 @@
+"""Personal access tokens: their format, scopes and lifecycle API (router -> service -> repository)."""

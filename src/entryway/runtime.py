@@ -88,6 +88,7 @@ class Runtime:
                 clock=self.clock,
                 ca_bundle=str(self.settings.ca_bundle),
                 git_root=str(self.settings.data_dir / "git"),
+                digester=self.digester,
             )
         )
 

@@ -13,6 +13,7 @@ from entryway.devops.auth.credentials import CredentialKind, PresentedCredential
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.auth.verifier import EntraTokenVerifier, TokenRejected
 from entryway.devops.orgs.service import Member, Organization
+from entryway.devops.pats.verify import PatRefusal, PatUse, PatVerifier
 
 log = logging.getLogger("entryway.devops.auth")
 
@@ -20,14 +21,22 @@ MemberLookup = Callable[[Organization, str], Awaitable[Member | None]]
 
 
 class RequestAuthenticator:
-    def __init__(self, verifier: EntraTokenVerifier, find_member: MemberLookup) -> None:
+    def __init__(
+        self, verifier: EntraTokenVerifier, find_member: MemberLookup, pats: PatVerifier | None = None
+    ) -> None:
         self._verifier = verifier
         self._find_member = find_member
+        # None: no PAT digest key configured, PATs are not accepted.
+        self.pats = pats
 
-    async def authenticate(self, authorization: str | None, org: Organization) -> Principal | Anonymous:
+    async def authenticate(
+        self, authorization: str | None, org: Organization, use: PatUse | None = None
+    ) -> Principal | Anonymous:
         credential = parse_authorization(authorization)
         if credential.kind is CredentialKind.JWT:
             return await self._entra_token(credential, org)
+        if credential.kind is CredentialKind.PAT and self.pats is not None:
+            return await self._pat(credential, org, use)
         if credential.kind is CredentialKind.NONE:
             return Anonymous(credential, "no credential")
         return Anonymous(credential, f"{credential.label} is not accepted")
@@ -43,3 +52,21 @@ class RequestAuthenticator:
             # Azure DevOps treats a valid token of a non-member as anonymous (TF400813).
             return Anonymous(credential, f"{token.object_id} is not a member of {org.name}", token.object_id)
         return Principal(member, token.tenant_id, credential, token.is_app_only)
+
+    async def _pat(
+        self, credential: PresentedCredential, org: Organization, use: PatUse | None
+    ) -> Principal | Anonymous:
+        assert self.pats is not None
+        verified = await self.pats.verify(credential.value, org, use)
+        if isinstance(verified, PatRefusal):
+            # Azure DevOps answers a bad, expired or revoked PAT as it answers no credential: 401 TF400813.
+            log.info("PAT refused for org %s: %s", org.name, verified.reason)
+            return Anonymous(credential, verified.reason, verified.owner_object_id)
+        return Principal(
+            verified.member,
+            org.tenant_id,
+            credential,
+            is_app_only=False,  # only users hold PATs
+            pat_scopes=verified.scopes,
+            pat_id=verified.authorization_id,
+        )

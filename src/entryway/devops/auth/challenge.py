@@ -12,9 +12,18 @@ from entryway.devops.web.errors import wrapped_exception
 TF400813 = "TF400813: Resource not available for anonymous access. Client authentication required."
 
 
-def unauthorized(identity_origin: str, devops_origin: str, tenant_id: str, *, body: bool = True) -> Response:
+def tf400813_not_authorized(user: str) -> str:
+    """What Azure DevOps answers a credential that is valid but does not reach the resource, e.g. a PAT without
+    the route's scope (azure-devops-cli-extension#807, azure-devops-auth-samples#57: 401 with this message;
+    pulumi-azuredevops#68, terraform-provider-azuredevops#724: a scoped PAT answered 401 Unauthorized)."""
+    return f"TF400813: The user '{user}' is not authorized to access this resource."
+
+
+def unauthorized(
+    identity_origin: str, devops_origin: str, tenant_id: str, *, body: bool = True, message: str = TF400813
+) -> Response:
     payload = wrapped_exception(
-        TF400813,
+        message,
         type_name=(
             "Microsoft.TeamFoundation.Framework.Server.UnauthorizedRequestException, "
             "Microsoft.TeamFoundation.Framework.Server"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from entryway.devops.auth.credentials import PresentedCredential
 from entryway.devops.orgs.service import Member
+from entryway.devops.pats import scopes as pat_scopes
 
 ANONYMOUS_ID = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 
@@ -16,6 +17,15 @@ class Principal:
     tenant_id: str
     credential: PresentedCredential
     is_app_only: bool
+    # A PAT's scopes; None: an Entra token (user_impersonation, full access as far as scopes go).
+    pat_scopes: frozenset[str] | None = None
+    pat_id: str | None = None  # the PAT's authorization id
+
+    def allows(self, needed: str) -> bool:
+        """True when the credential's scopes cover `needed` (always, for an Entra token)."""
+        if self.pat_scopes is None:
+            return True
+        return any(pat_scopes.includes(granted, needed) for granted in self.pat_scopes)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from entryway.devops.git.backend import BackendError, CgiRequest, run_http_backe
 from entryway.devops.git.service import GitOperation, GitRefusal, GitService, GitTarget, tf401019
 from entryway.devops.git.storage import repository_path
 from entryway.devops.orgs.service import Organization
-from entryway.devops.web.routing import Access, AuthDecision, DevOpsRouter, address_of
+from entryway.devops.web.routing import ANY_SCOPE, Access, AuthDecision, DevOpsRouter, address_of
 
 log = logging.getLogger("entryway.devops.git")
 
@@ -35,14 +35,22 @@ AUDITED_REFS = 100
 def git_routes(router: DevOpsRouter) -> list[BaseRoute]:
     git = _GitHttp(router)
     routes: list[BaseRoute] = []
+    # PAT scopes (PAT-AUTH): checked by GitService.authorize, where the operation is known.
+    member, anyscope = Access.MEMBER, ANY_SCOPE
     for prefix in ("/{org}/_git/{repo}", "/{org}/{project}/_git/{repo}"):
         routes += [
-            router.org_route(f"{prefix}/info/refs", git.info_refs, access=Access.MEMBER, methods=["GET"]),
             router.org_route(
-                f"{prefix}/git-upload-pack", git.upload_pack, access=Access.MEMBER, methods=["POST"]
+                f"{prefix}/info/refs", git.info_refs, access=member, methods=["GET"], scope=anyscope
             ),
             router.org_route(
-                f"{prefix}/git-receive-pack", git.receive_pack, access=Access.MEMBER, methods=["POST"]
+                f"{prefix}/git-upload-pack", git.upload_pack, access=member, methods=["POST"], scope=anyscope
+            ),
+            router.org_route(
+                f"{prefix}/git-receive-pack",
+                git.receive_pack,
+                access=member,
+                methods=["POST"],
+                scope=anyscope,
             ),
         ]
     return routes
@@ -109,7 +117,7 @@ class _GitHttp:
             return _text(404, tf401019(repo_name))
         decided = await self._router.read(
             lambda session: GitService(session).authorize(
-                org, principal.member, project, repo_name, operation
+                org, principal.member, project, repo_name, operation, pat_scopes=principal.pat_scopes
             )
         )
         if isinstance(decided, GitRefusal):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from entryway.devops.git.repository import GitRepository
 from entryway.devops.orgs.service import Member, Organization
+from entryway.devops.pats import scopes as pat_scopes_catalogue
 from entryway.devops.projects.permissions import ProjectRole, can_push, can_read_code
 from entryway.store.models import ProjectRow, RepositoryRow
 
@@ -68,9 +69,17 @@ class GitService:
         project: str | None,
         repository: str,
         operation: GitOperation,
+        *,
+        pat_scopes: frozenset[str] | None = None,
     ) -> GitTarget | GitRefusal:
         """`project` None: the organization-level URL `/{org}/_git/{repo}`, which names a repository whose name
-        is unique in the organization."""
+        is unique in the organization. `pat_scopes`: a PAT's scopes (None: an Entra token)."""
+        # PAT scopes (PAT-AUTH): vso.code to read, vso.code_write to push. A PAT that cannot read is answered
+        # as a repository one may not read (TF401019, 404); one that cannot push as a push without
+        # 'GenericContribute' (TF401027, 403): the scope caps the owner's permissions.
+        if pat_scopes is not None and not _scopes_allow(pat_scopes, GitOperation.READ):
+            reason = f"the PAT does not hold vso.code ({' '.join(sorted(pat_scopes))})"
+            return GitRefusal(404, tf401019(repository), reason)
         located = self._locate(org, project, repository)
         if located is None:
             return GitRefusal(
@@ -85,6 +94,13 @@ class GitService:
                 f"{project_row.name}/{repository_row.name}"
             )
             return GitRefusal(404, tf401019(repository), reason)
+        if (
+            operation is GitOperation.PUSH
+            and pat_scopes is not None
+            and not _scopes_allow(pat_scopes, GitOperation.PUSH)
+        ):
+            reason = f"the PAT does not hold vso.code_write ({' '.join(sorted(pat_scopes))})"
+            return GitRefusal(403, tf401027(member.principal_name), reason)
         if operation is GitOperation.PUSH and not can_push(member, role, member.organization_admin):
             reason = f"{member.principal_name} (role {role}) may not push to {project_row.name}/{repository_row.name}"
             return GitRefusal(403, tf401027(member.principal_name), reason)
@@ -97,3 +113,12 @@ class GitService:
             return self._repositories.find_in_project(org.id, project, repository)
         found = self._repositories.find_in_organization(org.id, repository)
         return found[0] if len(found) == 1 else None
+
+
+# PAT-AUTH: the scope each Git operation needs.
+_NEEDED_SCOPE = {GitOperation.READ: "vso.code", GitOperation.PUSH: "vso.code_write"}
+
+
+def _scopes_allow(granted: frozenset[str], operation: GitOperation) -> bool:
+    needed = _NEEDED_SCOPE[operation]
+    return any(pat_scopes_catalogue.includes(scope, needed) for scope in granted)

@@ -426,26 +426,58 @@ class _ProjectsApi:
 def projects_routes(router: DevOpsRouter) -> list[BaseRoute]:
     api = _ProjectsApi(router)
     member = Access.MEMBER
+    # PAT scopes (PAT-AUTH), as Azure DevOps documents them per area (docs integrate/includes/scopes.md).
+    read_projects, manage_projects = "vso.project", "vso.project_manage"
+    read_code, manage_code = "vso.code", "vso.code_manage"
     return [
         router.org_route("/{org}/_apis", api.options_apis, access=Access.ANYONE, methods=["OPTIONS"]),
         router.org_route("/{org}/_apis/", api.options_apis, access=Access.ANYONE, methods=["OPTIONS"]),
         router.org_route("/{org}/_apis/ResourceAreas", api.resource_areas, access=Access.ANYONE),
-        router.org_route("/{org}/_apis/projects", api.list_projects, access=member),
-        router.org_route("/{org}/_apis/projects", api.create_project, access=member, methods=["POST"]),
-        router.org_route("/{org}/_apis/projects/{project}", api.get_project, access=member),
+        router.org_route("/{org}/_apis/projects", api.list_projects, access=member, scope=read_projects),
         router.org_route(
-            "/{org}/_apis/projects/{project}", api.delete_project, access=member, methods=["DELETE"]
-        ),
-        router.org_route("/{org}/_apis/git/repositories", api.list_repositories, access=member),
-        router.org_route(
-            "/{org}/_apis/git/repositories", api.create_repository, access=member, methods=["POST"]
-        ),
-        router.org_route("/{org}/_apis/git/repositories/{repository}", api.get_repository, access=member),
-        router.org_route("/{org}/{project}/_apis/git/repositories", api.list_repositories, access=member),
-        router.org_route(
-            "/{org}/{project}/_apis/git/repositories", api.create_repository, access=member, methods=["POST"]
+            "/{org}/_apis/projects",
+            api.create_project,
+            access=member,
+            methods=["POST"],
+            scope=manage_projects,
         ),
         router.org_route(
-            "/{org}/{project}/_apis/git/repositories/{repository}", api.get_repository, access=member
+            "/{org}/_apis/projects/{project}", api.get_project, access=member, scope=read_projects
+        ),
+        router.org_route(
+            "/{org}/_apis/projects/{project}",
+            api.delete_project,
+            access=member,
+            methods=["DELETE"],
+            scope=manage_projects,
+        ),
+        router.org_route(
+            "/{org}/_apis/git/repositories", api.list_repositories, access=member, scope=read_code
+        ),
+        router.org_route(
+            "/{org}/_apis/git/repositories",
+            api.create_repository,
+            access=member,
+            methods=["POST"],
+            scope=manage_code,
+        ),
+        router.org_route(
+            "/{org}/_apis/git/repositories/{repository}", api.get_repository, access=member, scope=read_code
+        ),
+        router.org_route(
+            "/{org}/{project}/_apis/git/repositories", api.list_repositories, access=member, scope=read_code
+        ),
+        router.org_route(
+            "/{org}/{project}/_apis/git/repositories",
+            api.create_repository,
+            access=member,
+            methods=["POST"],
+            scope=manage_code,
+        ),
+        router.org_route(
+            "/{org}/{project}/_apis/git/repositories/{repository}",
+            api.get_repository,
+            access=member,
+            scope=read_code,
         ),
     ]

@@ -22,8 +22,10 @@ from entryway.devops.git.routes import git_routes
 from entryway.devops.orgs.connection_data import connection_data
 from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
+from entryway.devops.pats.routes import pats_routes
 from entryway.devops.projects.routes import projects_routes
 from entryway.devops.web.routing import (
+    ANY_SCOPE,
     ORG_CACHE_SECONDS,
     Access,
     DevOpsContext,
@@ -49,7 +51,7 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
         ctx.http = httpx.AsyncClient(verify=verify, follow_redirects=False)
         key_source = IdentityKeySource(ctx.identity_origin, ctx.http, ctx.clock)
         verifier = EntraTokenVerifier(ctx.identity_origin, key_source, ctx.clock)
-        router.authenticator = RequestAuthenticator(verifier, router.find_member)
+        router.authenticator = RequestAuthenticator(verifier, router.find_member, router.pat_verifier)
         yield
         await router.shutdown()
         await ctx.http.aclose()
@@ -84,7 +86,9 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/health", health),
-        router.org_route("/{org}/_apis/connectionData", connection_data_endpoint, access=Access.MEMBER),
+        router.org_route(
+            "/{org}/_apis/connectionData", connection_data_endpoint, access=Access.MEMBER, scope=ANY_SCOPE
+        ),
         *domain_routes_of(router),
         router.org_route("/{org}", org_root, access=Access.ANYONE, methods=["GET", "HEAD"]),
         router.org_route("/{org}/", org_root, access=Access.ANYONE, methods=["GET", "HEAD"]),
@@ -98,4 +102,5 @@ def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
         *audit_routes(router),  # and the recorder of every authentication decision
         *projects_routes(router),
         *git_routes(router),
+        *pats_routes(router),
     ]

@@ -21,11 +21,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from entryway.devops.auth.authenticator import RequestAuthenticator
-from entryway.devops.auth.challenge import unauthorized
+from entryway.devops.auth.challenge import tf400813_not_authorized, unauthorized
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.orgs.service import Member, Organization, OrgService
+from entryway.devops.pats.format import is_well_formed as is_well_formed_pat
+from entryway.devops.pats.scopes import FULL_ACCESS
+from entryway.devops.pats.verify import PatUse, PatVerifier, RouteKind
 from entryway.devops.web.errors import wrapped_exception
 from entryway.kit.clock import Clock
+from entryway.kit.secrets import SecretDigester
 from entryway.kit.web import JsonResponse, client_address
 from entryway.store.db import Database
 
@@ -36,6 +40,11 @@ T = TypeVar("T")
 # How long a process trusts an organization it has looked up (id, name, tenant). Memberships are looked up
 # on every request: removing a member takes effect at once.
 ORG_CACHE_SECONDS = 5.0
+
+# The PAT scope a member route needs (`org_route(scope=…)`). A route that names none needs full access
+# (`app_token`): scope enforcement fails closed. `ANY_SCOPE`: any PAT (connectionData), or the handler
+# checks the scope itself (Git, where the operation decides: vso.code to read, vso.code_write to push).
+ANY_SCOPE = ""
 
 
 class Access(enum.Enum):
@@ -53,6 +62,8 @@ class DevOpsContext:
     http: httpx.AsyncClient | None = field(default=None)
     # Where the Git repositories live on disk (`<data dir>/git`); None: no Git service.
     git_root: str | None = None
+    # Keyed digests of PATs; None: PATs are not accepted.
+    digester: SecretDigester | None = None
 
 
 Handler = Callable[[Request, Organization, Principal | Anonymous], Awaitable[Response]]
@@ -95,6 +106,18 @@ class DevOpsRouter:
         # costs; a network database keeps the thread pool, so a slow query never stalls the event loop.
         self._reads_inline = ctx.db.engine.dialect.name == "sqlite"
         self._found_orgs: dict[str, tuple[float, Organization]] = {}
+        self.pat_verifier: PatVerifier | None = (
+            PatVerifier(
+                digester=ctx.digester,
+                clock=ctx.clock,
+                is_well_formed=is_well_formed_pat,
+                read=self.read,
+                write=self.write,
+                find_member=self.find_member,
+            )
+            if ctx.digester is not None
+            else None
+        )
 
     # --- database ------------------------------------------------------------------------------------
 
@@ -156,13 +179,32 @@ class DevOpsRouter:
 
     async def authenticate(self, request: Request, org: Organization) -> Principal | Anonymous:
         assert self.authenticator is not None, "authenticate() before the lifespan started"
-        return await self.authenticator.authenticate(request.headers.get("authorization"), org)
+        kind = RouteKind.GIT if "/_git/" in request.url.path else RouteKind.REST
+        use = PatUse(address_of(request), request.headers.get("user-agent", ""), kind)
+        return await self.authenticator.authenticate(request.headers.get("authorization"), org, use)
+
+    def insufficient_scope(self, request: Request, org: Organization, principal: Principal) -> Response:
+        """A PAT without the route's scope: Azure DevOps answers 401 TF400813 naming the user."""
+        return unauthorized(
+            self.ctx.identity_origin,
+            self.ctx.devops_origin,
+            org.tenant_id,
+            body=request.method != "HEAD",
+            message=tf400813_not_authorized(principal.member.object_id),
+        )
 
     def org_route(
-        self, path: str, handler: Handler, *, access: Access, methods: list[str] | None = None
+        self,
+        path: str,
+        handler: Handler,
+        *,
+        access: Access,
+        methods: list[str] | None = None,
+        scope: str = FULL_ACCESS,
     ) -> Route:
         """A route under `/{org}`: the organization must exist, and the caller is authenticated (or refused
-        with the 401 challenge when the route is for members). Each decision goes to the listeners."""
+        with the 401 challenge when the route is for members); a PAT must hold `scope` on a member route.
+        Each decision goes to the listeners."""
 
         async def endpoint(request: Request) -> Response:
             name = request.path_params["org"]
@@ -177,6 +219,17 @@ class DevOpsRouter:
                     AuthDecision(request, org, org.name, principal, False, 401, principal.reason)
                 )
                 return self.unauthorized(request, org)
+            if (
+                access is Access.MEMBER
+                and isinstance(principal, Principal)
+                and scope
+                and not principal.allows(scope)
+            ):
+                held = " ".join(sorted(principal.pat_scopes or ()))
+                reason = f"PAT {principal.pat_id} does not hold {scope} ({held})"
+                log.info("%s %s refused: %s", request.method, request.url.path, reason)
+                await self.record(AuthDecision(request, org, org.name, principal, False, 401, reason))
+                return self.insufficient_scope(request, org, principal)
             if isinstance(principal, Principal) or principal.credential.value:
                 # Anonymous requests without a credential on open routes (GCM's HEAD) are not decisions.
                 accepted = isinstance(principal, Principal)

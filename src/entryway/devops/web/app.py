@@ -22,6 +22,7 @@ from entryway.devops.git.routes import git_routes
 from entryway.devops.orgs.connection_data import connection_data
 from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
+from entryway.devops.pats.routes import pats_routes
 from entryway.devops.projects.routes import projects_routes
 from entryway.devops.web.routing import (
     ANY_SCOPE,
@@ -101,4 +102,5 @@ def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
         *audit_routes(router),  # and the recorder of every authentication decision
         *projects_routes(router),
         *git_routes(router),
+        *pats_routes(router),
     ]

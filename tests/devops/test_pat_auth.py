@@ -4,6 +4,7 @@ organizations, a bad checksum, and every use recorded (issue 6)."""
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import select, update
 
 from entryway.devops.orgs.service import OrgService
 from entryway.devops.pats.format import mint
-from entryway.store.models import PersonalAccessTokenRow
+from entryway.store.models import AuditEventRow, PersonalAccessTokenRow
 from tests.conftest import ADA, CONTOSO_TENANT
 from tests.devops.test_git import ORG, GitWorld, commit_file, git, git_world, ok
 
@@ -29,6 +30,8 @@ def make_pat(
     organization_id: str | bool | None = True,
     valid_for: timedelta = timedelta(days=30),
     owner_upn: str = ADA.upn,
+    owner_object_id: str | None = None,
+    starts_in: timedelta = timedelta(minutes=-1),
 ) -> tuple[str, str]:
     """A PAT row for `owner_upn`, as the lifecycle API would store it; (value, authorization id).
     `organization_id` True: for the Git tests' organization; None: global."""
@@ -44,13 +47,13 @@ def make_pat(
             PersonalAccessTokenRow(
                 authorization_id=authorization_id,
                 digest=runtime.digester.digest(value),
-                owner_object_id=owner.object_id,
+                owner_object_id=owner_object_id or owner.object_id,
                 owner_tenant_id=CONTOSO_TENANT,
                 owner_name=owner_upn,
                 display_name=f"test {scope}",
                 scope=scope,
                 organization_id=org.id if organization_id is True else organization_id or None,
-                valid_from=now - timedelta(minutes=1),
+                valid_from=now + starts_in,
                 valid_to=now + valid_for,
                 revoked_at=None,
                 created_at=now,
@@ -113,7 +116,9 @@ def test_refused_pats_are_answered_as_anonymous(git_world: GitWorld) -> None:
     good, _ = make_pat(git_world, "app_token")
     bad_checksum = good[:-1] + ("A" if good[-1] != "A" else "B")
     unknown = mint(git_world.instance.runtime.clock.now())
-    for pat in (expired, other_org, bad_checksum, unknown):
+    not_a_member, _ = make_pat(git_world, "app_token", owner_object_id=str(uuid.uuid4()))
+    not_yet, _ = make_pat(git_world, "app_token", starts_in=timedelta(hours=1))
+    for pat in (expired, other_org, bad_checksum, unknown, not_a_member, not_yet):
         assert_anonymous_401(get(git_world, "/_apis/connectionData", basic(pat)))
     assert get(git_world, "/_apis/connectionData", basic(good)).status_code == 200
 
@@ -195,3 +200,27 @@ def test_every_use_is_recorded(git_world: GitWorld, tmp_path: Path) -> None:
     # A request refused for the PAT's scope is still a use of the PAT (verified, then refused).
     assert get(git_world, "/_apis/projects", basic(pat)).status_code == 401
     assert pat_row(git_world, authorization_id).rest_uses == 2
+
+
+def test_a_refused_pat_is_in_the_audit_log_with_its_reason(git_world: GitWorld) -> None:
+    pat, authorization_id = make_pat(git_world, "app_token", valid_for=timedelta(seconds=-1))
+    user_agent = f"pat-audit-{authorization_id}"
+    assert_anonymous_401(get(git_world, "/_apis/connectionData", basic(pat), **{"User-Agent": user_agent}))
+    deadline = time.monotonic() + 5
+    while True:  # written off the request path: wait for it briefly
+        with git_world.instance.runtime.db.read() as session:
+            refusals = [
+                row
+                for row in session.scalars(
+                    select(AuditEventRow).where(AuditEventRow.action == "Authentication.Refused")
+                ).all()
+                if row.details.get("userAgent") == user_agent
+            ]
+        if refusals or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert refusals
+    assert refusals[0].credential_kind == "basic:pat"
+    assert f"PAT {authorization_id} expired at" in refusals[0].details["reason"]
+    assert refusals[0].actor_id is not None  # the owner named by the PAT
+    assert pat not in str(refusals[0].details)

@@ -10,6 +10,7 @@ goes on: the way-off-PATs report must never miss a use.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,8 @@ from entryway.devops.pats import scopes as pat_scopes
 from entryway.kit.clock import Clock, as_utc
 from entryway.kit.secrets import SecretDigester
 from entryway.store.models import PersonalAccessTokenRow
+
+log = logging.getLogger("entryway.devops.pats")
 
 MemberLookup = Callable[[Organization, str], Awaitable[Member | None]]
 ShapeCheck = Callable[[str], bool]
@@ -111,7 +114,10 @@ class PatVerifier:
         if member is None:
             return PatRefusal(f"PAT {found.authorization_id}: its owner is not a member of {org.name}", owner)
         if use is not None:
-            await self._write(lambda session: _record_use(session, found.authorization_id, now, use))
+            try:
+                await self._write(lambda session: _record_use(session, found.authorization_id, now, use))
+            except Exception:  # a busy database must not turn a valid PAT into a 500; the next use records
+                log.exception("recording the use of PAT %s failed", found.authorization_id)
         return VerifiedPat(found.authorization_id, member, frozenset(pat_scopes.parse(found.scope)))
 
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from sqlalchemy import select
 
+from entryway.config.declarative import apply_config
 from entryway.devops.orgs.service import OrgService
 from entryway.devops.pats import format as pat_format
 from entryway.devops.pats import scopes
@@ -72,6 +74,23 @@ def test_a_damaged_pat_is_not_well_formed() -> None:
 ORG = "fabrikam"
 PATS = f"/{ORG}/_apis/tokens/pats"
 API_VERSION = "7.1-preview.1"
+OTHER_USER = "patsy@contoso.test"
+OTHER_PASSWORD = "Pat-Api-Tests-Password-0042"
+PAT_CONFIG = f"""\
+tenants:
+  - id: {CONTOSO_TENANT}
+    domains: [contoso.test]
+    users:
+      - upn: {OTHER_USER}
+        password: "{OTHER_PASSWORD}"
+        mfa_required: false
+organizations:
+  - name: {ORG}
+    tenant: contoso.test
+    members:
+      - user: {OTHER_USER}
+        access: basic
+"""
 
 
 def _token(instance: Instance, form: dict[str, str]) -> str:
@@ -87,10 +106,21 @@ class PatWorld:
     ada: str  # a user's Entra token
     bot: str  # an app-only Entra token
     org_id: str
+    other: str  # another user's Entra token
 
 
 @pytest.fixture(scope="module")
 def pat_world(entryway: Instance) -> PatWorld:
+    apply_config(entryway.runtime, yaml.safe_load(PAT_CONFIG), source="test_pat_api")
+    other = _token(
+        entryway,
+        {
+            "grant_type": "password",
+            "client_id": AZURE_CLI_ID,
+            "username": OTHER_USER,
+            "password": OTHER_PASSWORD,
+        },
+    )
     ada = _token(
         entryway,
         {"grant_type": "password", "client_id": AZURE_CLI_ID, "username": ADA.upn, "password": ADA.password},
@@ -101,7 +131,7 @@ def pat_world(entryway: Instance) -> PatWorld:
     )
     with entryway.runtime.db.read() as session:
         org_id = OrgService(session, entryway.clock).get(ORG).id
-    return PatWorld(entryway, ada, bot, org_id)
+    return PatWorld(entryway, ada, bot, org_id, other)
 
 
 def call(
@@ -330,16 +360,22 @@ def test_only_a_users_entra_token_may_call(pat_world: PatWorld) -> None:
         ).status_code
         == 403
     )
-    # A PAT, even a full-access one, is refused (401 before PAT verification lands, 403 after).
+    # A PAT, even a full-access one, is refused as Azure DevOps refuses it; a narrower one lacks the
+    # route's scope (app_token) and gets the 401 of scope enforcement first.
     pat = create(pat_world, displayName="a pat calling", scope="app_token")
     basic = "Basic " + base64.b64encode(f":{pat['token']}".encode()).decode()
-    assert call(pat_world, "GET", authorization=basic).status_code in {401, 403}
-    assert call(
-        pat_world, "POST", authorization=basic, body={"displayName": "n", "scope": "vso.code"}
-    ).status_code in {
-        401,
-        403,
-    }
+    by_pat = call(pat_world, "GET", authorization=basic)
+    assert by_pat.status_code == 403
+    assert by_pat.json()["typeKey"] == "InvalidAccessException"
+    narrow = create(pat_world, displayName="a narrow pat calling", scope="vso.tokens")
+    basic_narrow = "Basic " + base64.b64encode(f":{narrow['token']}".encode()).decode()
+    assert call(pat_world, "GET", authorization=basic_narrow).status_code == 401
+    assert (
+        call(
+            pat_world, "POST", authorization=basic, body={"displayName": "n", "scope": "vso.code"}
+        ).status_code
+        == 403
+    )
 
 
 def test_a_change_needs_an_api_version(pat_world: PatWorld) -> None:
@@ -364,3 +400,19 @@ def test_the_database_holds_no_pat_in_clear(pat_world: PatWorld) -> None:
         ).all()
     assert details
     assert not any(value in str(d) for d in details for value in values)
+
+
+def test_a_user_sees_only_their_own_pats(pat_world: PatWorld) -> None:
+    mine = create(pat_world, displayName="ada's own")
+    key = mine["authorizationId"]
+    theirs = call(pat_world, "GET", token=pat_world.other, params={"displayFilterOption": "all"}).json()
+    assert key not in {p["authorizationId"] for p in theirs["patTokens"]}
+    assert pat_error(call(pat_world, "GET", token=pat_world.other, params={"authorizationId": key})) == (
+        "authorizationNotFound"
+    )
+    body = {"authorizationId": key, "displayName": "hijacked"}
+    assert pat_error(call(pat_world, "PUT", token=pat_world.other, body=body)) == "authorizationNotFound"
+    refused = call(pat_world, "DELETE", token=pat_world.other, params={"authorizationId": key})
+    assert pat_error(refused) == "authorizationNotFound"
+    still = call(pat_world, "GET", params={"authorizationId": key}).json()["patToken"]
+    assert still == {**mine, "token": None}

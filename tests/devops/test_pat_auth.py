@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from entryway.devops.orgs.service import OrgService
 from entryway.devops.pats.format import mint
 from entryway.store.models import AuditEventRow, PersonalAccessTokenRow
-from tests.conftest import ADA, CONTOSO_TENANT
+from tests.conftest import ADA, CONTOSO_TENANT, start_entryway
 from tests.devops.test_git import ORG, GitWorld, commit_file, git, git_world, ok
 
 __all__ = ["git_world"]  # the fixture, imported from the Git tests
@@ -224,3 +224,38 @@ def test_a_refused_pat_is_in_the_audit_log_with_its_reason(git_world: GitWorld) 
     assert f"PAT {authorization_id} expired at" in refusals[0].details["reason"]
     assert refusals[0].actor_id is not None  # the owner named by the PAT
     assert pat not in str(refusals[0].details)
+
+
+def test_a_revocation_through_the_api_takes_effect_at_once_on_another_server(git_world: GitWorld) -> None:
+    """Two servers on one database (as two processes would be): a PAT created and revoked through the
+    lifecycle API on the first is refused by the second on its very next request."""
+    first = git_world.instance
+    second = start_entryway(first.settings.data_dir, first.clock)
+    try:
+        entra = {"Authorization": f"Bearer {git_world.tokens[ADA.upn]}"}
+        created = requests.post(
+            f"{first.devops}/{ORG}/_apis/tokens/pats",
+            params={"api-version": "7.1-preview.1"},
+            json={"displayName": "two servers", "scope": "vso.code", "allOrgs": False},
+            headers=entra,
+            verify=first.ca_bundle,
+            timeout=30,
+        )
+        assert created.status_code == 200, created.text
+        token = created.json()["patToken"]
+        pat = token["token"]
+        other = GitWorld(second, git_world.url, git_world.repository_id, git_world.bare, {}, git_world.home)
+        assert get(other, "/_apis/connectionData", basic(pat)).status_code == 200
+        assert get(git_world, "/_apis/connectionData", basic(pat)).status_code == 200
+        revoked = requests.delete(
+            f"{first.devops}/{ORG}/_apis/tokens/pats",
+            params={"api-version": "7.1-preview.1", "authorizationId": token["authorizationId"]},
+            headers=entra,
+            verify=first.ca_bundle,
+            timeout=30,
+        )
+        assert revoked.status_code == 204, revoked.text
+        assert_anonymous_401(get(other, "/_apis/connectionData", basic(pat)))
+        assert_anonymous_401(get(git_world, "/_apis/connectionData", basic(pat)))
+    finally:
+        second.server.stop()

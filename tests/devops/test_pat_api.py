@@ -416,3 +416,21 @@ def test_a_user_sees_only_their_own_pats(pat_world: PatWorld) -> None:
     assert pat_error(refused) == "authorizationNotFound"
     still = call(pat_world, "GET", params={"authorizationId": key}).json()["patToken"]
     assert still == {**mine, "token": None}
+
+
+def test_a_pat_made_here_works_until_it_is_revoked(pat_world: PatWorld) -> None:
+    pat = create(pat_world, displayName="connection data", scope="vso.profile")
+    basic = "Basic " + base64.b64encode(f":{pat['token']}".encode()).decode()
+
+    def connection_data() -> int:
+        response = requests.get(
+            f"{pat_world.instance.devops}/{ORG}/_apis/connectionData",
+            headers={"Authorization": basic, "X-TFS-FedAuthRedirect": "Suppress"},
+            verify=pat_world.instance.ca_bundle,
+            timeout=30,
+        )
+        return response.status_code
+
+    assert connection_data() == 200
+    assert call(pat_world, "DELETE", params={"authorizationId": pat["authorizationId"]}).status_code == 204
+    assert connection_data() == 401

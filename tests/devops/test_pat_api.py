@@ -255,6 +255,16 @@ def test_update_changes_what_it_names(pat_world: PatWorld) -> None:
     # Only the name: the rest stays.
     renamed = call(pat_world, "PUT", body={"authorizationId": pat["authorizationId"], "displayName": "again"})
     assert renamed.json()["patToken"] == {**updated, "displayName": "again"}
+    with pat_world.instance.runtime.db.read() as session:
+        changes = session.scalars(
+            select(AuditEventRow.details)
+            .where(AuditEventRow.action == "Token.Update")
+            .where(AuditEventRow.details["authorizationId"].as_string() == pat["authorizationId"])
+        ).all()
+    assert sorted(d["changed"] for d in changes) == [
+        ["displayName"],
+        ["displayName", "scope", "validTo", "allOrgs"],
+    ]
 
 
 def test_update_and_get_refusals(pat_world: PatWorld) -> None:
@@ -343,10 +353,14 @@ def test_list_sorts_pages_and_filters(pat_world: PatWorld) -> None:
     assert [p["displayName"].lower() for p in descending] == sorted(names, reverse=True)
     by_date = call(pat_world, "GET", params={"sortByOption": "displayDate"}).json()["patTokens"]
     assert [p["validTo"] for p in by_date] == sorted(p["validTo"] for p in by_date)
+    gone = create(pat_world, displayName="list-0-revoked")
+    call(pat_world, "DELETE", params={"authorizationId": gone["authorizationId"]})
+    kept = create(pat_world, displayName="list-z-active")
     by_status = call(
         pat_world, "GET", params={"displayFilterOption": "all", "sortByOption": "status"}
     ).json()["patTokens"]
-    assert len(by_status) == len(everything["patTokens"])
+    ids = [p["authorizationId"] for p in by_status]
+    assert ids.index(kept["authorizationId"]) < ids.index(gone["authorizationId"])  # active before revoked
 
 
 def test_only_a_users_entra_token_may_call(pat_world: PatWorld) -> None:

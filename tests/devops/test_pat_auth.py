@@ -147,8 +147,11 @@ def test_rest_routes_need_their_scope(git_world: GitWorld) -> None:
     assert get(git_world, "/_apis/projects", basic(project)).status_code == 200
     assert get(git_world, "/_apis/git/repositories", basic(code)).status_code == 200
     assert get(git_world, "/_apis/git/repositories", basic(project)).status_code == 401
-    # A route that names no scope (the audit log) needs full access.
+    # The audit log needs vso.auditlog: with it, the PAT gets as far as the permission check (ada is not an
+    # organization administrator: 403); without it, the 401.
+    audit, _ = make_pat(git_world, "vso.auditlog")
     assert get(git_world, "/_apis/audit/auditlog", basic(code)).status_code == 401
+    assert get(git_world, "/_apis/audit/auditlog", basic(audit)).status_code == 403
 
 
 def test_a_code_read_pat_clones_and_cannot_push(git_world: GitWorld, tmp_path: Path) -> None:

@@ -63,7 +63,9 @@ def audit_routes(router: DevOpsRouter) -> list[BaseRoute]:
             }
         )
 
-    return [router.org_route("/{org}/_apis/audit/auditlog", audit_log, access=Access.MEMBER)]
+    return [
+        router.org_route("/{org}/_apis/audit/auditlog", audit_log, access=Access.MEMBER, scope="vso.auditlog")
+    ]
 
 
 def access_denied(principal: Principal, org: Organization) -> Response:

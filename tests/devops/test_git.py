@@ -17,10 +17,11 @@ import yaml
 from sqlalchemy import select
 
 from entryway.config.declarative import apply_config
+from entryway.devops.audit.recorder import Actor
 from entryway.devops.git.storage import delete_bare_repository, init_bare_repository, repository_path
 from entryway.devops.orgs.service import OrgService
 from entryway.devops.projects.permissions import ProjectRole
-from entryway.devops.projects.service import Actor, ProjectService
+from entryway.devops.projects.service import ProjectService
 from entryway.store.models import AuditEventRow
 from tests.conftest import (
     ADA,

@@ -321,10 +321,12 @@ def test_revoke_is_204_and_final(pat_world: PatWorld) -> None:
         "failedToUpdateAccessToken"
     )
     with pat_world.instance.runtime.db.read() as session:
-        actions = session.scalars(
-            select(AuditEventRow.action).where(AuditEventRow.details["authorizationId"].as_string() == key)
+        rows = session.scalars(
+            select(AuditEventRow).where(AuditEventRow.details["authorizationId"].as_string() == key)
         ).all()
-    assert sorted(actions) == ["Token.Create", "Token.Revoke"]
+    assert sorted(r.action for r in rows) == ["Token.Create", "Token.Revoke"]
+    # The actor as every audit row names it: the display name (the auditlog's actorDisplayName), not the UPN.
+    assert {r.actor_name for r in rows} == {"Ada Basic"}
 
 
 def test_list_sorts_pages_and_filters(pat_world: PatWorld) -> None:

@@ -10,6 +10,7 @@ import requests
 import yaml
 
 from entryway.config.declarative import apply_config
+from entryway.devops.audit.recorder import Actor
 from entryway.devops.orgs.service import AccessLevel, Member, MemberKind, OrgService
 from entryway.devops.projects.permissions import (
     ProjectRole,
@@ -18,7 +19,7 @@ from entryway.devops.projects.permissions import (
     can_read_code,
     can_see_project,
 )
-from entryway.devops.projects.service import Actor, ProjectService
+from entryway.devops.projects.service import ProjectService
 from entryway.store.models import MemberRow
 from tests.conftest import CONTOSO_TENANT, Instance
 from tests.devops.test_token_rejection import bearer, fresh_token

@@ -19,8 +19,9 @@ from entryway.config.settings import DEFAULT_DEVOPS_PORT, DEFAULT_IDENTITY_PORT,
 from entryway.kit.clock import as_utc
 
 if TYPE_CHECKING:
+    from entryway.devops.audit.recorder import Actor
     from entryway.devops.orgs.service import OrgService
-    from entryway.devops.projects.service import Actor, ProjectService
+    from entryway.devops.projects.service import ProjectService
     from entryway.identity.directory.service import DirectoryService
     from entryway.runtime import Runtime
     from entryway.store.models import ApplicationRow, ManagedIdentityRow
@@ -952,7 +953,7 @@ NameOpt = Annotated[str, typer.Option("--name", help="Name.")]
 
 
 def _cli_actor() -> Actor:
-    from entryway.devops.projects.service import Actor
+    from entryway.devops.audit.recorder import Actor
 
     return Actor.local("cli")
 

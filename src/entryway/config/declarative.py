@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 
 from entryway.config.members import add_member, find_member
+from entryway.devops.audit.recorder import Actor
 from entryway.devops.orgs.service import AccessLevel, Organization, OrgError, OrgService
 from entryway.devops.projects.permissions import ProjectRole
-from entryway.devops.projects.service import Actor, ProjectError, ProjectService
+from entryway.devops.projects.service import ProjectError, ProjectService
 from entryway.identity.directory.service import DEFAULT_FIC_AUDIENCE, DirectoryError, DirectoryService
 from entryway.kit.ids import parse_guid
 from entryway.runtime import Runtime

@@ -19,9 +19,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
 from entryway.devops.auth.credentials import parse_authorization
 from entryway.devops.auth.principal import Principal
+from entryway.devops.orgs.service import Organization
 from entryway.devops.web.routing import AuthDecision
 from entryway.kit.clock import Clock
 from entryway.kit.ids import new_guid
@@ -45,6 +47,36 @@ QUEUE_LIMIT = 10_000
 BATCH_LIMIT = 500
 
 Writer = Callable[[Callable[[Session], None]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change and how it reached us, as the audit log records it (never a credential)."""
+
+    actor_id: str | None
+    actor_name: str  # a display name, as the auditlog's actorDisplayName shows it
+    credential_kind: str = ""
+    client_address: str = ""
+    method: str = ""
+    path: str = ""
+
+    @classmethod
+    def local(cls, what: str) -> Actor:
+        """The CLI or the config file on the server's host."""
+        return cls(None, what, credential_kind="local")
+
+    @classmethod
+    def of(cls, request: Request, principal: Principal) -> Actor:
+        """The member behind an authenticated request."""
+        member = principal.member
+        return cls(
+            member.object_id,
+            member.display_name,
+            credential_kind=principal.credential.label,
+            client_address=client_address(request),
+            method=request.method,
+            path=request.url.path[:1024],
+        )
 
 
 def record_change(
@@ -83,6 +115,34 @@ def record_change(
     )
     session.add(row)
     return row
+
+
+def record_change_by(
+    session: Session,
+    *,
+    clock: Clock,
+    organization: Organization,
+    actor: Actor,
+    action: str,
+    details: dict[str, Any],
+    status: int | None = None,
+) -> AuditEventRow:
+    """`record_change` for an `Actor`: what the services and routes that change things call."""
+    return record_change(
+        session,
+        clock=clock,
+        organization_id=organization.id,
+        organization_name=organization.name,
+        action=action,
+        actor_id=actor.actor_id,
+        actor_name=actor.actor_name,
+        credential_kind=actor.credential_kind,
+        client_address=actor.client_address,
+        details=details,
+        method=actor.method,
+        path=actor.path,
+        status=status,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
-from entryway.devops.audit.recorder import record_change
+from entryway.devops.audit.recorder import Actor, record_change_by
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.git.backend import BackendError, CgiRequest, run_http_backend
 from entryway.devops.git.service import GitOperation, GitRefusal, GitService, GitTarget, tf401019
@@ -173,23 +173,17 @@ class _GitHttp:
             "refUpdates": updates[:AUDITED_REFS],
             "refUpdateCount": len(updates),
         }
-        member = principal.member
+        actor = Actor.of(request, principal)
         clock = self._router.ctx.clock
         try:
             await self._router.write(
-                lambda session: record_change(
+                lambda session: record_change_by(
                     session,
                     clock=clock,
-                    organization_id=target.organization.id,
-                    organization_name=target.organization.name,
+                    organization=target.organization,
+                    actor=actor,
                     action="Git.RefUpdate",
-                    actor_id=member.object_id,
-                    actor_name=member.display_name,
-                    credential_kind=principal.credential.label,
-                    client_address=address_of(request),
                     details=details,
-                    method=request.method,
-                    path=request.url.path[:1024],
                     status=200,
                 )
             )

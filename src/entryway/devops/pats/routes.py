@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from entryway.devops.audit.recorder import Actor
 from entryway.devops.auth.credentials import CredentialKind
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pats.service import (
     MAX_TOP,
-    Actor,
     DisplayFilter,
     Owner,
     Pat,
@@ -33,7 +33,7 @@ from entryway.devops.pats.service import (
 )
 from entryway.devops.projects.routes import check_api_version
 from entryway.devops.web.errors import wrapped_exception
-from entryway.devops.web.routing import Access, DevOpsRouter, address_of
+from entryway.devops.web.routing import Access, DevOpsRouter
 from entryway.kit.web import BodyTooLarge, JsonResponse, read_body
 
 log = logging.getLogger("entryway.devops.pats")
@@ -107,7 +107,7 @@ class _PatsApi:
 
     @staticmethod
     def actor_of(request: Request, principal: Principal) -> Actor:
-        return Actor(principal.credential.label, address_of(request), request.method, request.url.path)
+        return Actor.of(request, principal)
 
     @staticmethod
     def user_of(principal: Principal | Anonymous) -> Principal | None:

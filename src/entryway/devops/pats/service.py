@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from entryway.devops.audit.recorder import record_change
+from entryway.devops.audit.recorder import Actor, record_change_by
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pats import format as pat_format
 from entryway.devops.pats import scopes as pat_scopes
@@ -81,16 +81,6 @@ class Owner:
     object_id: str
     tenant_id: str
     name: str
-
-
-@dataclass(frozen=True)
-class Actor:
-    """How the change reached us, as the audit log records it (never a credential)."""
-
-    credential_kind: str = ""
-    client_address: str = ""
-    method: str = ""
-    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,7 +202,7 @@ class PatService:
             git_uses=0,
         )
         self._repo.add(row)
-        self._audit(org, owner, actor, "Token.Create", row)
+        self._audit(org, actor, "Token.Create", row)
         return Pat.from_row(row, token)
 
     def list_pats(
@@ -280,7 +270,7 @@ class PatService:
         if all_orgs is not None:
             row.organization_id = None if all_orgs else org.id
             changed.append("allOrgs")
-        self._audit(org, owner, actor, "Token.Update", row, changed=changed)
+        self._audit(org, actor, "Token.Update", row, changed=changed)
         return Pat.from_row(row)
 
     def revoke(self, owner: Owner, org: Organization, actor: Actor, authorization_id: Any) -> None:
@@ -289,7 +279,7 @@ class PatService:
         if row.revoked_at is not None:
             return
         row.revoked_at = self._clock.now()
-        self._audit(org, owner, actor, "Token.Revoke", row)
+        self._audit(org, actor, "Token.Revoke", row)
 
     # --- helpers -----------------------------------------------------------------------------------------
 
@@ -303,7 +293,6 @@ class PatService:
     def _audit(
         self,
         org: Organization,
-        owner: Owner,
         actor: Actor,
         action: str,
         row: PersonalAccessTokenRow,
@@ -319,17 +308,6 @@ class PatService:
         }
         if changed is not None:
             details["changed"] = changed
-        record_change(
-            self._session,
-            clock=self._clock,
-            organization_id=org.id,
-            organization_name=org.name,
-            action=action,
-            actor_id=owner.object_id,
-            actor_name=owner.name,
-            credential_kind=actor.credential_kind,
-            client_address=actor.client_address,
-            details=details,
-            method=actor.method,
-            path=actor.path,
+        record_change_by(
+            self._session, clock=self._clock, organization=org, actor=actor, action=action, details=details
         )

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from entryway.devops.audit.recorder import Actor
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.git.storage import delete_bare_repository, repository_path
 from entryway.devops.orgs.service import Organization
@@ -23,7 +24,6 @@ from entryway.devops.projects.errors import (
     project_error_response,
 )
 from entryway.devops.projects.service import (
-    Actor,
     Project,
     ProjectError,
     ProjectErrorKind,
@@ -31,7 +31,7 @@ from entryway.devops.projects.service import (
     Repository,
     Viewer,
 )
-from entryway.devops.web.routing import Access, DevOpsRouter, address_of
+from entryway.devops.web.routing import Access, DevOpsRouter
 from entryway.kit.ids import new_guid
 from entryway.kit.web import BodyTooLarge, JsonResponse, read_body
 
@@ -183,14 +183,7 @@ class _ProjectsApi:
 
     def actor_of(self, request: Request, principal: Principal | Anonymous) -> Actor:
         assert isinstance(principal, Principal)
-        return Actor(
-            principal.member.object_id,
-            principal.member.principal_name,
-            credential_kind=principal.credential.label,
-            client_address=address_of(request),
-            method=request.method,
-            path=request.url.path,
-        )
+        return Actor.of(request, principal)
 
     async def json_body(self, request: Request) -> dict[str, Any] | Response:
         try:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from entryway.devops.audit.recorder import record_change
+from entryway.devops.audit.recorder import Actor, record_change_by
 from entryway.devops.git.storage import init_bare_repository
 from entryway.devops.orgs.service import Member, Organization
 from entryway.devops.projects.permissions import ProjectRole, can_manage_project, can_see_project
@@ -57,23 +57,6 @@ class ProjectError(ValueError):
         super().__init__(message)
         self.kind = kind
         self.subject = subject
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who makes a change, as the audit log records it (never a credential)."""
-
-    actor_id: str | None
-    actor_name: str
-    credential_kind: str = ""
-    client_address: str = ""
-    method: str = ""
-    path: str = ""
-
-    @classmethod
-    def local(cls, what: str) -> Actor:
-        """The CLI or the config file on the server's host."""
-        return cls(None, what, credential_kind="local")
 
 
 @dataclass(frozen=True)
@@ -166,19 +149,8 @@ class ProjectService:
         self._git_root = git_root
 
     def _audit(self, org: Organization, actor: Actor, action: str, details: dict[str, str]) -> None:
-        record_change(
-            self._session,
-            clock=self._clock,
-            organization_id=org.id,
-            organization_name=org.name,
-            action=action,
-            actor_id=actor.actor_id,
-            actor_name=actor.actor_name,
-            credential_kind=actor.credential_kind,
-            client_address=actor.client_address,
-            details=details,
-            method=actor.method,
-            path=actor.path,
+        record_change_by(
+            self._session, clock=self._clock, organization=org, actor=actor, action=action, details=details
         )
 
     # --- projects ------------------------------------------------------------------------------------

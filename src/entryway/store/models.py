@@ -226,6 +226,41 @@ class UserRow(Base):
     created_at: Mapped[datetime]
 
 
+class GroupRow(Base):
+    """A security group. Its members are users, service principals or other groups, by object id."""
+
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("tenant_id", "display_name_key"),)
+
+    object_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    display_name_key: Mapped[str] = mapped_column(String(256))  # lower-case: names are unique per tenant here
+    created_at: Mapped[datetime]
+
+
+class GroupMemberRow(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.object_id", ondelete="CASCADE"), primary_key=True
+    )
+    member_object_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
+    member_kind: Mapped[str] = mapped_column(String(32))  # user | servicePrincipal | group
+    created_at: Mapped[datetime]
+
+
+class DirectoryRoleAssignmentRow(Base):
+    """A directory role held by a user or service principal; tokens carry the template ids as `wids`."""
+
+    __tablename__ = "directory_role_assignments"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    role_template_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    principal_object_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
+    created_at: Mapped[datetime]
+
+
 class PermissionGrantRow(Base):
     """oauth2PermissionGrant: delegated scopes of a resource a client may use on behalf of one user, or of
     every user in the tenant (`principal_id` None: admin consent, and first-party pre-consent)."""
@@ -476,6 +511,113 @@ class PersonalAccessTokenRow(Base):
     last_used_route_kind: Mapped[str | None] = mapped_column(String(16))  # rest | git
     rest_uses: Mapped[int] = mapped_column(Integer, default=0)
     git_uses: Mapped[int] = mapped_column(Integer, default=0)
+    # The owner's group ids from the token that created it: PAT policy allowlists are checked against them
+    # when the PAT is used, since a PAT request carries no groups claim.
+    owner_groups: Mapped[list[str]] = mapped_column(default=list)
+    # Where it was made: api (the lifecycle API), sessiontoken (GCM's path) or web (the PAT page).
+    source: Mapped[str] = mapped_column(String(16), default="api")
+
+
+class PatTenantPolicyRow(Base):
+    """The tenant's PAT policies (Azure DevOps: Organization settings -> Microsoft Entra); no row: defaults."""
+
+    __tablename__ = "devops_pat_tenant_policies"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    restrict_global: Mapped[bool] = mapped_column(Boolean, default=False)
+    restrict_full_scope: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_lifespan_days: Mapped[int | None] = mapped_column(Integer)  # None: not enforced
+    auto_revoke_leaked: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime]
+
+
+class PatOrganizationPolicyRow(Base):
+    """The organization's "Restrict personal access token (PAT) creation" policy; no row: off."""
+
+    __tablename__ = "devops_pat_org_policies"
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("devops_organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    restrict_creation: Mapped[bool] = mapped_column(Boolean, default=False)
+    packaging_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+
+
+class PatPolicyAllowlistRow(Base):
+    """A user or group exempt from one PAT policy of a tenant or an organization."""
+
+    __tablename__ = "devops_pat_policy_allowlist"
+    __table_args__ = (UniqueConstraint("owner_kind", "owner_id", "policy", "principal_object_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))  # tenant | organization
+    owner_id: Mapped[str] = mapped_column(String(36), index=True)  # the tenant or organization id
+    policy: Mapped[str] = mapped_column(
+        String(32)
+    )  # restrictGlobal | restrictFullScope | maxLifespan | restrictCreation
+    principal_object_id: Mapped[str] = mapped_column(String(36))
+    principal_kind: Mapped[str] = mapped_column(String(16))  # user | group
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime]
+
+
+class LeakReporterRow(Base):
+    """A secret-scanning partner allowed to report leaked PATs, known by the public key it signs with."""
+
+    __tablename__ = "devops_leak_reporters"
+
+    key_identifier: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    public_key_pem: Mapped[str] = mapped_column(String(4096))
+    created_at: Mapped[datetime]
+
+
+class LeakReportRow(Base):
+    """One reported token and what was done about it. Never the token."""
+
+    __tablename__ = "devops_leak_reports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    received_at: Mapped[datetime]
+    reporter: Mapped[str] = mapped_column(String(128))
+    token_type: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048), default="")
+    source: Mapped[str] = mapped_column(String(64), default="")
+    authorization_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # revoked | notified | alreadyInactive | notFound
+
+
+class NotificationRow(Base):
+    """The notification outbox: what the service would mail a user (the CLI and the PAT page show it)."""
+
+    __tablename__ = "devops_notifications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    recipient_object_id: Mapped[str] = mapped_column(String(36), index=True)
+    recipient_tenant_id: Mapped[str] = mapped_column(String(36))
+    recipient_name: Mapped[str] = mapped_column(String(256), default="")
+    organization_id: Mapped[str | None] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(32))  # e.g. patLeakRevoked, patLeakDetected
+    subject: Mapped[str] = mapped_column(String(256))
+    body: Mapped[str] = mapped_column(String(4096))
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None]
+
+
+class WebSessionRow(Base):
+    """A browser session on the DevOps origin, made from an OIDC sign-in; only the cookie's digest is kept."""
+
+    __tablename__ = "devops_web_sessions"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object_id: Mapped[str] = mapped_column(String(36), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(256), default="")
+    principal_name: Mapped[str] = mapped_column(String(256), default="")
+    claims: Mapped[dict[str, Any]] = mapped_column(default=dict)  # groups, wids, amr of the sign-in
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class AuditEventRow(Base):

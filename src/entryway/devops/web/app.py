@@ -23,6 +23,7 @@ from entryway.devops.orgs.connection_data import connection_data
 from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pats.routes import pats_routes
+from entryway.devops.pats.sessiontokens import sessiontokens_routes
 from entryway.devops.projects.routes import projects_routes
 from entryway.devops.web.routing import (
     ANY_SCOPE,
@@ -103,4 +104,5 @@ def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
         *projects_routes(router),
         *git_routes(router),
         *pats_routes(router),
+        *sessiontokens_routes(router),  # Git Credential Manager's PAT mode
     ]

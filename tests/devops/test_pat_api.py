@@ -168,11 +168,13 @@ def create(world: PatWorld, **body: Any) -> dict[str, Any]:
 
 
 def pat_error(response: requests.Response) -> str:
-    """In-band, as Azure DevOps answers: 200, no token, the error's name."""
+    """In-band, as Azure DevOps answers: 200, no token, the error's name and (7.2) a message for a person."""
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"patToken", "patTokenError"}
+    assert set(body) == {"patToken", "patTokenError", "patTokenErrorMessage"}
     assert body["patToken"] is None
+    assert isinstance(body["patTokenErrorMessage"], str)
+    assert body["patTokenErrorMessage"].endswith(".")
     error: str = body["patTokenError"]
     return error
 

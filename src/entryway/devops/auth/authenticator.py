@@ -51,7 +51,9 @@ class RequestAuthenticator:
         if member is None:
             # Azure DevOps treats a valid token of a non-member as anonymous (TF400813).
             return Anonymous(credential, f"{token.object_id} is not a member of {org.name}", token.object_id)
-        return Principal(member, token.tenant_id, credential, token.is_app_only)
+        return Principal(
+            member, token.tenant_id, credential, token.is_app_only, groups=token.groups, roles=token.roles
+        )
 
     async def _pat(
         self, credential: PresentedCredential, org: Organization, use: PatUse | None
@@ -69,4 +71,5 @@ class RequestAuthenticator:
             is_app_only=False,  # only users hold PATs
             pat_scopes=verified.scopes,
             pat_id=verified.authorization_id,
+            groups=verified.owner_groups,
         )

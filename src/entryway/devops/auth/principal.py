@@ -20,6 +20,11 @@ class Principal:
     # A PAT's scopes; None: an Entra token (user_impersonation, full access as far as scopes go).
     pat_scopes: frozenset[str] | None = None
     pat_id: str | None = None  # the PAT's authorization id
+    # Group object ids: the Entra token's `groups` claim; for a PAT, the owner's groups when it was made
+    # (devops_pats.owner_groups). Empty when the token has none, or only the overage marker.
+    groups: frozenset[str] = frozenset()
+    # Directory role template ids: the Entra token's `wids` claim (none for a PAT).
+    roles: frozenset[str] = frozenset()
 
     def allows(self, needed: str) -> bool:
         """True when the credential's scopes cover `needed` (always, for an Entra token)."""

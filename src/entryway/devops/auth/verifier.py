@@ -50,8 +50,24 @@ class VerifiedToken:
         return str(self.claims["tid"])
 
     @property
+    def groups(self) -> frozenset[str]:
+        """The `groups` claim's object ids; empty without one (none, or Entra's overage marker instead)."""
+        return _string_set(self.claims.get("groups"))
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """The `wids` claim: the directory role template ids the user holds."""
+        return _string_set(self.claims.get("wids"))
+
+    @property
     def is_app_only(self) -> bool:
         return self.claims.get("idtyp") == "app" or ("scp" not in self.claims and "roles" not in self.claims)
+
+
+def _string_set(value: Any) -> frozenset[str]:
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(v for v in value if isinstance(v, str))
 
 
 def _time_checks(leeway: int) -> tuple[tuple[str, Callable[[float, float], bool]], ...]:

@@ -1,6 +1,7 @@
 """`/{org}/_apis/tokens/pats`: the PAT Lifecycle Management API in Azure DevOps' shapes (devops-wire-contract 3).
 
-Errors are in-band, as Azure DevOps answers them: status 200 and `{"patToken": null, "patTokenError": "<value>"}`.
+Errors are in-band, as Azure DevOps answers them: status 200 and `{"patToken": null, "patTokenError": "<value>",
+"patTokenErrorMessage": "<for a person>"}` (the message field is 7.2's; earlier clients ignore it).
 Only a user's Entra token may call it: an app-only token or a PAT gets 403 with Azure DevOps' refusal,
 `InvalidAccessException` "The requested operation is not allowed." (vsts-rest-api-specs#571). A missing or
 malformed api-version gets the WrappedException of every other route.
@@ -21,6 +22,7 @@ from entryway.devops.audit.recorder import Actor
 from entryway.devops.auth.credentials import CredentialKind
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.orgs.service import Organization
+from entryway.devops.pats.policy import Requester
 from entryway.devops.pats.service import (
     MAX_TOP,
     DisplayFilter,
@@ -66,7 +68,9 @@ def _result(pat: Pat | None) -> Response:
 
 def _in_band(error: PatError) -> Response:
     log.info("PAT API refused: %s (%s)", error.kind.value, error)
-    return JsonResponse({"patToken": None, "patTokenError": error.kind.value})
+    return JsonResponse(
+        {"patToken": None, "patTokenError": error.kind.value, "patTokenErrorMessage": error.message}
+    )
 
 
 def not_allowed() -> Response:
@@ -104,6 +108,11 @@ class _PatsApi:
     @staticmethod
     def owner_of(principal: Principal) -> Owner:
         return Owner(principal.member.object_id, principal.tenant_id, principal.member.principal_name)
+
+    @staticmethod
+    def requester_of(principal: Principal) -> Requester:
+        """The caller and the groups their Entra token carries, for the policies' allowlists."""
+        return Requester(principal.member.object_id, principal.groups)
 
     @staticmethod
     def actor_of(request: Request, principal: Principal) -> Actor:
@@ -180,6 +189,7 @@ class _PatsApi:
         if isinstance(user, Response):
             return user
         owner, actor = self.owner_of(user), self.actor_of(request, user)
+        requester = self.requester_of(user)
         body = await self.json_body(request)
         try:
             if body is None:
@@ -195,6 +205,8 @@ class _PatsApi:
                     scope=body.get("scope"),
                     valid_to=valid_to,
                     all_orgs=all_orgs,
+                    requester=requester,
+                    source="api",
                 )
             )
         except PatError as error:
@@ -206,6 +218,7 @@ class _PatsApi:
         if isinstance(user, Response):
             return user
         owner, actor = self.owner_of(user), self.actor_of(request, user)
+        requester = self.requester_of(user)
         body = await self.json_body(request)
         try:
             if body is None:
@@ -222,6 +235,7 @@ class _PatsApi:
                     scope=body.get("scope"),
                     valid_to=valid_to,
                     all_orgs=all_orgs,
+                    requester=requester,
                 )
             )
         except PatError as error:

@@ -2,7 +2,12 @@
 
 Never commits: the caller's unit of work does, with the change's audit row (`record_change`, actions
 Token.Create / Token.Update / Token.Revoke; never the token). The value is returned once, at creation; only its
-keyed digest is stored. Failures raise `PatError`, whose kind is Azure DevOps' `patTokenError` value.
+keyed digest is stored. Failures raise `PatError`, whose kind is Azure DevOps' `patTokenError` value and
+whose `message` is for the person asking (7.2's `patTokenErrorMessage`).
+
+The administrator PAT policies (policy.py; devops-wire-contract 4) are enforced here, on what is new or
+renewed: creation, and an update that renews (validTo), widens (allOrgs, scope) or regenerates a PAT. A PAT
+made before a policy keeps working until it is renewed; then it must comply.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from entryway.devops.audit.recorder import Actor, record_change_by
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pats import format as pat_format
 from entryway.devops.pats import scopes as pat_scopes
+from entryway.devops.pats.policy import OrgPatPolicy, PatPolicyService, PolicyName, Requester, TenantPatPolicy
 from entryway.devops.pats.repository import PatRepository
 from entryway.kit.clock import Clock, as_utc
 from entryway.kit.ids import new_guid
@@ -29,6 +35,8 @@ MAX_DISPLAY_NAME_LENGTH = 256
 DEFAULT_LIFETIME = timedelta(days=30)  # the Azure DevOps UI's default
 MAX_LIFETIME = timedelta(days=365)  # the Azure DevOps UI's maximum
 MAX_TOP = 100
+SOURCES = frozenset({"api", "sessiontoken", "web"})  # the lifecycle API, GCM's session tokens, the PAT page
+PACKAGING_SCOPE_PREFIX = "vso.packaging"
 
 
 class PatErrorKind(enum.Enum):
@@ -44,12 +52,58 @@ class PatErrorKind(enum.Enum):
     FAILED_TO_ISSUE = "failedToIssueAccessToken"
     FAILED_TO_UPDATE = "failedToUpdateAccessToken"
     EXPIRED_CANNOT_BE_EXTENDED = "expiredPatCannotBeExtended"
+    GLOBAL_PAT_POLICY_VIOLATION = "globalPatPolicyViolation"
+    FULL_SCOPE_PAT_POLICY_VIOLATION = "fullScopePatPolicyViolation"
+    LIFESPAN_POLICY_VIOLATION = "patLifespanPolicyViolation"
+    DISABLE_CREATION_POLICY_VIOLATION = "disablePatCreationPolicyViolation"
+    INVALID_SOURCE = "invalidSource"
+
+
+# What a person is told for each error (7.2's patTokenErrorMessage). Never the private reason.
+MESSAGES: dict[PatErrorKind, str] = {
+    PatErrorKind.DISPLAY_NAME_REQUIRED: "Give the personal access token a name.",
+    PatErrorKind.INVALID_DISPLAY_NAME: f"The name must be text of at most {MAX_DISPLAY_NAME_LENGTH} characters.",
+    PatErrorKind.INVALID_VALID_TO: "The expiration date must be in the future and at most one year from now.",
+    PatErrorKind.INVALID_SCOPE: "Choose one or more known scopes (for example vso.code or vso.packaging).",
+    PatErrorKind.INVALID_TARGET_ACCOUNTS: "allOrgs must be true or false.",
+    PatErrorKind.INVALID_AUTHORIZATION_ID: "The authorization id must be a GUID.",
+    PatErrorKind.AUTHORIZATION_NOT_FOUND: "You have no personal access token with this authorization id here.",
+    PatErrorKind.FAILED_TO_ISSUE: "The service cannot issue personal access tokens; ask your administrator.",
+    PatErrorKind.FAILED_TO_UPDATE: "A revoked personal access token cannot be changed.",
+    PatErrorKind.EXPIRED_CANNOT_BE_EXTENDED: "An expired personal access token cannot be extended; create a new one.",
+    PatErrorKind.GLOBAL_PAT_POLICY_VIOLATION: (
+        "Your Microsoft Entra tenant's policy restricts global personal access tokens: choose this organization"
+        " instead of all accessible organizations, or ask an Azure DevOps Administrator to add you to the"
+        " policy's allowlist."
+    ),
+    PatErrorKind.FULL_SCOPE_PAT_POLICY_VIOLATION: (
+        "Your Microsoft Entra tenant's policy restricts full-scoped personal access tokens: choose the specific"
+        " scopes you need instead of full access, or ask an Azure DevOps Administrator to add you to the"
+        " policy's allowlist."
+    ),
+    PatErrorKind.LIFESPAN_POLICY_VIOLATION: (
+        "Your Microsoft Entra tenant's policy limits how long a personal access token may live: choose an"
+        " expiration date within the limit (counted from the token's creation), or create a new token."
+    ),
+    PatErrorKind.DISABLE_CREATION_POLICY_VIOLATION: (
+        "This organization's policy restricts the creation of personal access tokens: ask a Project"
+        " Collection Administrator to add you to the policy's allowlist, or use a Microsoft Entra token"
+        " instead."
+    ),
+    PatErrorKind.INVALID_SOURCE: "The personal access token was requested from an unknown source.",
+}
+_PACKAGING_ONLY_MESSAGE = (
+    "This organization's policy only allows personal access tokens with Packaging scopes (vso.packaging,"
+    " vso.packaging_write, vso.packaging_manage): choose only those, or ask a Project Collection"
+    " Administrator to add you to the policy's allowlist."
+)
 
 
 class PatError(Exception):
-    def __init__(self, kind: PatErrorKind, reason: str) -> None:
-        super().__init__(reason)  # the reason is for the log; the caller gets the kind
+    def __init__(self, kind: PatErrorKind, reason: str, message: str | None = None) -> None:
+        super().__init__(reason)  # the reason is for the log; the caller gets the kind and the message
         self.kind = kind
+        self.message = message or MESSAGES.get(kind, "The request for a personal access token failed.")
 
 
 class PatStatus(enum.Enum):
@@ -154,6 +208,7 @@ class PatService:
         self._clock = clock
         self._digester = digester
         self._repo = PatRepository(session)
+        self._policies = PatPolicyService(session, clock)
 
     # --- validity ----------------------------------------------------------------------------------------
 
@@ -164,6 +219,65 @@ class PatService:
         if value <= now or value > now + MAX_LIFETIME:
             raise PatError(PatErrorKind.INVALID_VALID_TO, "validTo in the past or beyond a year")
         return value
+
+    # --- policies (devops-wire-contract 4) ---------------------------------------------------------------
+
+    def _check_creation_policies(
+        self,
+        tenant: TenantPatPolicy,
+        org_policy: OrgPatPolicy,
+        requester: Requester,
+        *,
+        scope: str,
+        all_orgs: bool,
+    ) -> None:
+        """Refuse a new (or regenerated) PAT the organization's or the tenant's policies forbid."""
+        if org_policy.restrict_creation and not requester.is_allowed(org_policy.allowlist):
+            packaging = all(s.startswith(PACKAGING_SCOPE_PREFIX) for s in pat_scopes.parse(scope))
+            if not (org_policy.packaging_only and packaging):
+                raise PatError(
+                    PatErrorKind.DISABLE_CREATION_POLICY_VIOLATION,
+                    f"organization {org_policy.organization_id} restricts PAT creation; {requester.object_id}"
+                    " is not on its allowlist",
+                    _PACKAGING_ONLY_MESSAGE if org_policy.packaging_only else None,
+                )
+        if (
+            all_orgs
+            and tenant.restrict_global
+            and not requester.is_allowed(tenant.allowlist(PolicyName.RESTRICT_GLOBAL))
+        ):
+            raise PatError(
+                PatErrorKind.GLOBAL_PAT_POLICY_VIOLATION,
+                f"tenant {tenant.tenant_id} restricts global PATs; {requester.object_id} is not on its allowlist",
+            )
+        if (
+            pat_scopes.FULL_ACCESS in pat_scopes.parse(scope)
+            and tenant.restrict_full_scope
+            and not requester.is_allowed(tenant.allowlist(PolicyName.RESTRICT_FULL_SCOPE))
+        ):
+            raise PatError(
+                PatErrorKind.FULL_SCOPE_PAT_POLICY_VIOLATION,
+                f"tenant {tenant.tenant_id} restricts full-scoped PATs; {requester.object_id} is not allowlisted",
+            )
+
+    @staticmethod
+    def _max_lifespan(tenant: TenantPatPolicy, requester: Requester) -> timedelta | None:
+        """The lifespan the tenant allows this requester; None: no limit beyond the year every PAT has."""
+        if tenant.max_lifespan_days is None or requester.is_allowed(
+            tenant.allowlist(PolicyName.MAX_LIFESPAN)
+        ):
+            return None
+        return timedelta(days=tenant.max_lifespan_days)
+
+    @staticmethod
+    def _lifespan_violation(tenant: TenantPatPolicy, reason: str) -> PatError:
+        days = tenant.max_lifespan_days
+        return PatError(
+            PatErrorKind.LIFESPAN_POLICY_VIOLATION,
+            reason,
+            f"Your Microsoft Entra tenant's policy limits personal access tokens to {days} days from their"
+            " creation: choose an earlier expiration date, or create a new token.",
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -177,11 +291,27 @@ class PatService:
         scope: Any,
         valid_to: datetime | None,
         all_orgs: bool,
+        requester: Requester | None = None,
+        source: str = "api",
     ) -> Pat:
+        """A new PAT for `owner`, made in `org`, if the policies allow `requester` (the owner and the groups of
+        the token they asked with; None: the owner with no groups, so no group allowlist applies). With a
+        maximum lifespan, validTo (or the 30-day default) is clamped to now + the maximum, as Azure DevOps
+        does. `source` is where the request came from: api, sessiontoken (GCM) or web (the PAT page)."""
+        if source not in SOURCES:
+            raise PatError(PatErrorKind.INVALID_SOURCE, f"unknown PAT source {source!r}")
+        requester = requester or Requester(owner.object_id)
         name = check_display_name(display_name)
         scope_string = check_scope(scope)
         now = self._clock.now()
         expires = self._check_valid_to(valid_to, now)
+        tenant = self._policies.tenant_policy(owner.tenant_id)
+        self._check_creation_policies(
+            tenant, self._policies.org_policy(org.id), requester, scope=scope_string, all_orgs=all_orgs
+        )
+        limit = self._max_lifespan(tenant, requester)
+        if limit is not None:
+            expires = min(expires, now + limit)
         if self._digester is None:
             raise PatError(PatErrorKind.FAILED_TO_ISSUE, "no digester configured")
         token = pat_format.mint(now)
@@ -200,6 +330,8 @@ class PatService:
             created_at=now,
             rest_uses=0,
             git_uses=0,
+            owner_groups=sorted(requester.groups),
+            source=source,
         )
         self._repo.add(row)
         self._audit(org, actor, "Token.Create", row)
@@ -250,25 +382,58 @@ class PatService:
         scope: Any = None,
         valid_to: datetime | None = None,
         all_orgs: bool | None = None,
+        requester: Requester | None = None,
     ) -> Pat:
+        """Change a PAT. Everything is checked before anything is changed.
+
+        A change other than the name (validTo, scope, allOrgs) regenerates the PAT in the policies' eyes: the
+        resulting PAT must comply with the organization's creation policy and the tenant's global and
+        full-scope policies, and a new validTo must lie within creation + the maximum lifespan (refused, not
+        clamped: `patLifespanPolicyViolation`). Renaming a PAT made before a policy is always allowed."""
+        requester = requester or Requester(owner.object_id)
         row = self._find(owner, org, authorization_id)
         now = self._clock.now()
         if row.revoked_at is not None:
             raise PatError(PatErrorKind.FAILED_TO_UPDATE, "the PAT is revoked")
-        changed: list[str] = []
-        if display_name is not None:
-            row.display_name = check_display_name(display_name)
-            changed.append("displayName")
-        if scope is not None:
-            row.scope = check_scope(scope)
-            changed.append("scope")
+        new_name = None if display_name is None else check_display_name(display_name)
+        new_scope = None if scope is None else check_scope(scope)
+        new_valid_to: datetime | None = None
         if valid_to is not None:
             if as_utc(row.valid_to) <= now:
                 raise PatError(PatErrorKind.EXPIRED_CANNOT_BE_EXTENDED, "the PAT has expired")
-            row.valid_to = self._check_valid_to(valid_to, now)
+            new_valid_to = self._check_valid_to(valid_to, now)
+        new_org_id = row.organization_id if all_orgs is None else (None if all_orgs else org.id)
+        if new_scope is not None or new_valid_to is not None or all_orgs is not None:
+            tenant = self._policies.tenant_policy(owner.tenant_id)
+            self._check_creation_policies(
+                tenant,
+                self._policies.org_policy(org.id),
+                requester,
+                scope=row.scope if new_scope is None else new_scope,
+                all_orgs=new_org_id is None,
+            )
+            limit = self._max_lifespan(tenant, requester)
+            if (
+                limit is not None
+                and new_valid_to is not None
+                and new_valid_to > as_utc(row.created_at) + limit
+            ):
+                raise self._lifespan_violation(
+                    tenant,
+                    f"validTo {new_valid_to.isoformat()} is past creation + {tenant.max_lifespan_days} days",
+                )
+        changed: list[str] = []
+        if new_name is not None:
+            row.display_name = new_name
+            changed.append("displayName")
+        if new_scope is not None:
+            row.scope = new_scope
+            changed.append("scope")
+        if new_valid_to is not None:
+            row.valid_to = new_valid_to
             changed.append("validTo")
         if all_orgs is not None:
-            row.organization_id = None if all_orgs else org.id
+            row.organization_id = new_org_id
             changed.append("allOrgs")
         self._audit(org, actor, "Token.Update", row, changed=changed)
         return Pat.from_row(row)

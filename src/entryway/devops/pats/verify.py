@@ -5,6 +5,10 @@ Nothing positive is cached beyond the request: a revocation (a row's `revoked_at
 request, in every process sharing the database. Each accepted use is recorded with one UPDATE (when, from
 where, by which user agent, on which kind of route, and the per-kind counter), awaited before the request
 goes on: the way-off-PATs report must never miss a use.
+
+An organization whose "Restrict PAT creation" policy is on also refuses *global* PATs, unless their owner (by
+object id, or by the groups recorded when the PAT was made) is on that policy's allowlist
+(devops-wire-contract 4). The policy is read on each use of a global PAT, so a change applies at once.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from entryway.devops.orgs.service import Member, Organization
 from entryway.devops.pats import scopes as pat_scopes
+from entryway.devops.pats.policy_model import ORGANIZATION, Requester, org_policy_of
+from entryway.devops.pats.policy_repository import PatPolicyRepository
 from entryway.kit.clock import Clock, as_utc
 from entryway.kit.secrets import SecretDigester
 from entryway.store.models import PersonalAccessTokenRow
@@ -28,6 +35,14 @@ log = logging.getLogger("entryway.devops.pats")
 
 MemberLookup = Callable[[Organization, str], Awaitable[Member | None]]
 ShapeCheck = Callable[[str], bool]
+T = TypeVar("T")
+
+
+class SessionRunner(Protocol):
+    """Runs a function in a session (DevOpsRouter.read / write)."""
+
+    def __call__(self, fn: Callable[[Session], T], /) -> Awaitable[T]: ...
+
 
 # Column widths of the use record (devops_pats.last_used_*).
 _ADDRESS_WIDTH = 64
@@ -53,6 +68,7 @@ class VerifiedPat:
     authorization_id: str
     member: Member  # the owner, as a member of the organization asked
     scopes: frozenset[str]
+    owner_groups: frozenset[str] = frozenset()  # the owner's groups when the PAT was made
 
     def allows(self, needed: str) -> bool:
         return any(pat_scopes.includes(granted, needed) for granted in self.scopes)
@@ -75,6 +91,7 @@ class _Found:
     valid_from: datetime
     valid_to: datetime
     revoked_at: datetime | None
+    owner_groups: list[str] | None
 
 
 class PatVerifier:
@@ -84,8 +101,8 @@ class PatVerifier:
         digester: SecretDigester,
         clock: Clock,
         is_well_formed: ShapeCheck,
-        read: Callable[[Callable[[Session], _Found | None]], Awaitable[_Found | None]],
-        write: Callable[[Callable[[Session], None]], Awaitable[None]],
+        read: SessionRunner,
+        write: SessionRunner,
         find_member: MemberLookup,
     ) -> None:
         self._digester = digester
@@ -110,6 +127,15 @@ class PatVerifier:
         refused = _refusal(found, org, now)
         if refused is not None:
             return PatRefusal(f"PAT {found.authorization_id} {refused}", owner)
+        groups = frozenset(g for g in found.owner_groups or () if isinstance(g, str))
+        if found.organization_id is None and not await self._read(
+            lambda session: _global_pat_allowed(session, org, Requester(owner, groups))
+        ):
+            return PatRefusal(
+                f"PAT {found.authorization_id} is global and {org.name} restricts PAT creation"
+                " (its owner is not on the policy's allowlist)",
+                owner,
+            )
         member = await self._find_member(org, owner)
         if member is None:
             return PatRefusal(f"PAT {found.authorization_id}: its owner is not a member of {org.name}", owner)
@@ -118,7 +144,7 @@ class PatVerifier:
                 await self._write(lambda session: _record_use(session, found.authorization_id, now, use))
             except Exception:  # a busy database must not turn a valid PAT into a 500; the next use records
                 log.exception("recording the use of PAT %s failed", found.authorization_id)
-        return VerifiedPat(found.authorization_id, member, frozenset(pat_scopes.parse(found.scope)))
+        return VerifiedPat(found.authorization_id, member, frozenset(pat_scopes.parse(found.scope)), groups)
 
 
 def _refusal(found: _Found, org: Organization, now: datetime) -> str | None:
@@ -135,6 +161,13 @@ def _refusal(found: _Found, org: Organization, now: datetime) -> str | None:
     return next((reason for failed, reason in checks if failed), None)
 
 
+def _global_pat_allowed(session: Session, org: Organization, owner: Requester) -> bool:
+    """False when the organization restricts PAT creation and the owner is not on its allowlist."""
+    repo = PatPolicyRepository(session)
+    policy = org_policy_of(org.id, repo.find_org_policy(org.id), repo.list_allowlist(ORGANIZATION, org.id))
+    return not policy.restrict_creation or owner.is_allowed(policy.allowlist)
+
+
 def _find_by_digest(session: Session, digest: str) -> _Found | None:
     row = session.execute(
         select(
@@ -145,6 +178,7 @@ def _find_by_digest(session: Session, digest: str) -> _Found | None:
             PersonalAccessTokenRow.valid_from,
             PersonalAccessTokenRow.valid_to,
             PersonalAccessTokenRow.revoked_at,
+            PersonalAccessTokenRow.owner_groups,
         ).where(PersonalAccessTokenRow.digest == digest)
     ).first()
     return None if row is None else _Found(*row)

@@ -10,9 +10,12 @@ real git CLI, stored as GCM stores it (user name = UPN, password = PAT) in git's
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import ssl
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,13 @@ from urllib.parse import quote, urlsplit
 import httpx
 import msal
 import pytest
+import yaml
 from sqlalchemy import func, select
 
-from entryway.devops.orgs.service import OrgService
+from entryway.config.declarative import apply_config
+from entryway.devops.orgs.service import Organization, OrgService
 from entryway.devops.pats.format import is_well_formed
+from entryway.devops.pats.policy import ORGANIZATION, AllowlistEntry, PatPolicyService, PolicyName
 from entryway.store.models import AuditEventRow, PersonalAccessTokenRow
 from tests.conftest import ADA, DEVOPS_SCOPE, Instance, complete_device_login
 from tests.devops.test_git import ORG, GitWorld, commit_file, git, git_world, ok
@@ -174,6 +180,7 @@ def test_gcm_creates_a_pat_that_git_then_clones_and_pushes_with(
         ).all()
     assert answer["targetAccounts"] == [org_id]
     assert (row.owner_name, row.organization_id, row.scope) == (ADA.upn, org_id, GCM_SCOPES)
+    assert row.source == "sessiontoken"
     assert row.digest != pat
     assert pat not in str(row.__dict__)
     assert any(a.details["authorizationId"] == row.authorization_id for a in audit)
@@ -347,3 +354,100 @@ def test_dotnet_min_value_valid_to_means_the_default_lifetime(gcm: Gcm, git_worl
         row = session.get(PersonalAccessTokenRow, answer.json()["authorizationId"])
         assert row is not None
         assert (row.valid_to - row.valid_from).days == 30
+
+
+# --- the PAT policies apply (devops-wire-contract 4) ------------------------------------------------------
+
+STRICT_ORG = "gcm-strict"
+STRICT_CONFIG = f"""\
+organizations:
+  - name: {STRICT_ORG}
+    tenant: contoso.test
+    members:
+      - user: {ADA.upn}
+        access: basic
+"""
+PACKAGING_ONLY_START = (
+    "Failed to create PAT: DisablePatCreationPolicyViolation: This organization's policy only"
+)
+
+
+@pytest.fixture
+def strict_org(entryway: Instance) -> Iterator[Organization]:
+    """An organization of its own whose "Restrict personal access token (PAT) creation" policy is on."""
+    apply_config(entryway.runtime, yaml.safe_load(STRICT_CONFIG), source="test_pat_sessiontokens")
+    with entryway.runtime.db.unit_of_work() as session:
+        org = OrgService(session, entryway.clock).get(STRICT_ORG)
+        PatPolicyService(session, entryway.clock).set_org_policy(
+            org, None, restrict_creation=True, packaging_only=False
+        )
+    yield org
+    with entryway.runtime.db.unit_of_work() as session:
+        policies = PatPolicyService(session, entryway.clock)
+        policies.set_org_policy(org, None, restrict_creation=False, packaging_only=False)
+        for entry in policies.org_policy(org.id).allowlist:
+            policies.disallow(
+                ORGANIZATION, org.id, PolicyName.RESTRICT_CREATION, entry.principal_object_id, None
+            )
+
+
+def _strict_create(gcm: Gcm, access_token: str, scopes: str = GCM_SCOPES) -> httpx.Response:
+    org_url = f"{gcm.instance.devops}/{STRICT_ORG}"
+    located = gcm.location(access_token, org_url)
+    assert located.status_code == 200, located.text
+    identity_service = gcm_field(located.text, "location")
+    assert identity_service == f"{org_url}/"
+    return gcm.create_pat(identity_service, access_token, body=gcm_body(org_url, scopes))
+
+
+def test_an_organization_that_restricts_creation_refuses_gcm_with_the_violation_named(
+    gcm: Gcm, git_world: GitWorld, strict_org: Organization
+) -> None:
+    before = pat_count(gcm.instance)
+    refused = _strict_create(gcm, git_world.tokens[ADA.upn])
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["typeKey"] == "SessionTokenCreateException"
+    printed = failure_message(refused)
+    assert printed.startswith(
+        "Failed to create PAT: DisablePatCreationPolicyViolation: This organization's policy"
+    )
+    assert "allowlist" in printed
+    assert pat_count(gcm.instance) == before
+
+
+def test_packaging_only_lets_packaging_scopes_through_and_not_gcms(
+    gcm: Gcm, git_world: GitWorld, strict_org: Organization
+) -> None:
+    with gcm.instance.runtime.db.unit_of_work() as session:
+        PatPolicyService(session, gcm.instance.clock).set_org_policy(strict_org, None, packaging_only=True)
+    access_token = git_world.tokens[ADA.upn]
+    refused = _strict_create(gcm, access_token)  # vso.code_write is not a packaging scope
+    assert failure_message(refused).startswith(PACKAGING_ONLY_START)
+    allowed = _strict_create(gcm, access_token, "vso.packaging_write")
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["targetAccounts"] == [strict_org.id]
+
+
+def test_an_allowlisted_user_gets_the_pat(gcm: Gcm, git_world: GitWorld, strict_org: Organization) -> None:
+    access_token = git_world.tokens[ADA.upn]
+    ada_oid = _oid_of(access_token)
+    with gcm.instance.runtime.db.unit_of_work() as session:
+        PatPolicyService(session, gcm.instance.clock).allow(
+            ORGANIZATION,
+            strict_org.id,
+            PolicyName.RESTRICT_CREATION,
+            AllowlistEntry(ada_oid, "user", ADA.display_name),
+            None,
+        )
+    created = _strict_create(gcm, access_token)
+    assert created.status_code == 200, created.text
+    with gcm.instance.runtime.db.read() as session:
+        row = session.get(PersonalAccessTokenRow, created.json()["authorizationId"])
+        assert row is not None
+        assert (row.source, row.organization_id) == ("sessiontoken", strict_org.id)
+
+
+def _oid_of(access_token: str) -> str:
+    payload = access_token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["oid"])

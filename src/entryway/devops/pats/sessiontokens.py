@@ -36,6 +36,7 @@ from entryway.devops.audit.recorder import Actor
 from entryway.devops.auth.credentials import CredentialKind
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.orgs.service import Organization
+from entryway.devops.pats.policy import Requester
 from entryway.devops.pats.routes import not_allowed
 from entryway.devops.pats.service import Owner, Pat, PatError, PatErrorKind, PatService
 from entryway.devops.projects.routes import check_api_version
@@ -134,7 +135,7 @@ def session_token_error(error: PatError | SessionTokenRefusal) -> Response:
     if isinstance(error, SessionTokenRefusal):
         name, explanation = error.name, error.message
     else:
-        name, explanation = error_name(error.kind), getattr(error, "message", "") or ""
+        name, explanation = error_name(error.kind), error.message
     message = f"{name}: {explanation}" if explanation else name
     if isinstance(error, PatError) and error.kind is PatErrorKind.FAILED_TO_ISSUE:
         body = wrapped_exception(
@@ -221,6 +222,8 @@ class _SessionTokensApi:
         member = principal.member
         owner = Owner(member.object_id, principal.tenant_id, member.principal_name)
         actor = Actor.of(request, principal)
+        # The policies' allowlists are checked against the caller and the groups their Entra token carries.
+        requester = Requester(member.object_id, principal.groups)
         token_type = request.query_params.get("tokentype", request.query_params.get("tokenType", ""))
         try:
             if token_type.strip().lower() != COMPACT:
@@ -242,6 +245,8 @@ class _SessionTokensApi:
                     scope=body.get("scope"),
                     valid_to=valid_to,
                     all_orgs=False,
+                    requester=requester,
+                    source=PAT_SOURCE,
                 )
             )
         except (PatError, SessionTokenRefusal) as error:

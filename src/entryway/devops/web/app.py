@@ -19,6 +19,7 @@ from entryway.devops.auth.jwks import IdentityKeySource
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.auth.verifier import EntraTokenVerifier
 from entryway.devops.git.routes import git_routes
+from entryway.devops.leaks.routes import leaks_routes
 from entryway.devops.orgs.connection_data import connection_data
 from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
@@ -105,4 +106,5 @@ def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
         *git_routes(router),
         *pats_routes(router),
         *sessiontokens_routes(router),  # Git Credential Manager's PAT mode
+        *leaks_routes(router),  # leaked-token reports (not under an organization)
     ]

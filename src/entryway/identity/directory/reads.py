@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Row, bindparam, select
 
+from entryway.identity.directory.groups import DEFAULT_USER_ROLE, role_template_ids, transitive_group_ids
 from entryway.identity.protocol.model import (
     Certificate,
     Client,
     ClientSecret,
     FederatedCredential,
+    Memberships,
     Resource,
     Tenant,
     User,
@@ -183,6 +185,11 @@ class SqlDirectory:
     def find_user_by_upn(self, upn: str) -> User | None:
         row = self._connection.execute(_USER_BY_UPN, {"upn": upn.strip().lower()}).first()
         return None if row is None else _user(row)
+
+    def find_memberships(self, tenant_id: str, object_id: str) -> Memberships:
+        groups = transitive_group_ids(self._connection, tenant_id, object_id)
+        roles = sorted({DEFAULT_USER_ROLE, *role_template_ids(self._connection, tenant_id, object_id)})
+        return Memberships(tuple(groups), tuple(roles))
 
     def find_certificates(self, app_id: str) -> tuple[Certificate, ...]:
         rows = self._connection.execute(_CERTIFICATES, {"app_id": app_id}).all()

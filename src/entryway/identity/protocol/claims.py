@@ -19,6 +19,8 @@ ISSUED_AT_BACKDATE_SECONDS = 300
 CLIENT_AUTH_PUBLIC = "0"
 CLIENT_AUTH_SECRET = "1"  # noqa: S105 - an appidacr value, not a secret
 CLIENT_AUTH_CERTIFICATE = "2"
+# Past this many groups Entra leaves `groups` out of a JWT (the "groups overage").
+MAX_GROUPS_IN_TOKEN = 200
 
 
 def v1_issuer(origin: str, tenant_id: str) -> str:
@@ -115,6 +117,21 @@ class UserSubject:
     amr: tuple[str, ...]
     auth_time: int
     client_address: str = ""
+    groups: tuple[str, ...] = ()  # transitive group object ids
+    wids: tuple[str, ...] = ()  # directory role template ids
+
+
+def _group_claims(subject: UserSubject) -> dict[str, Any]:
+    """`groups`, left out when there are none; past MAX_GROUPS_IN_TOKEN, the overage marker `hasgroups` instead.
+
+    Entra adds `groups` only when the app registration asks for it (groupMembershipClaims) and, on overage,
+    points a JWT at Microsoft Graph with `_claim_names`/`_claim_sources` (`hasgroups` is its implicit-flow
+    marker). We issue it to every client and mark overage with `hasgroups` alone (docs/pat-policies.md)."""
+    if not subject.groups:
+        return {}
+    if len(subject.groups) > MAX_GROUPS_IN_TOKEN:
+        return {"hasgroups": True}
+    return {"groups": list(subject.groups)}
 
 
 def _delegated_claims(  # noqa: PLR0917 - one call site, the claim order reads best flat
@@ -130,6 +147,7 @@ def _delegated_claims(  # noqa: PLR0917 - one call site, the claim order reads b
     if version == 1:
         claims.update(acr="1", aio=new_opaque_id(24), amr=list(subject.amr), appid=client_app_id)
         claims.update(appidacr=client_auth_method)
+        claims.update(_group_claims(subject))
         if subject.client_address:
             claims["ipaddr"] = subject.client_address
         claims.update(name=subject.display_name, oid=subject.object_id, rh=new_opaque_id(24))
@@ -138,10 +156,13 @@ def _delegated_claims(  # noqa: PLR0917 - one call site, the claim order reads b
         claims.update(uti=new_opaque_id(16), ver="1.0")
     else:
         claims.update(aio=new_opaque_id(24), azp=client_app_id, azpacr=client_auth_method)
+        claims.update(_group_claims(subject))
         claims.update(name=subject.display_name, oid=subject.object_id)
         claims.update(preferred_username=subject.user_principal_name, rh=new_opaque_id(24))
         claims.update(scp=" ".join(subject.scopes), sub=subject.pairwise_sub, tid=tenant_id)
         claims.update(uti=new_opaque_id(16), ver="2.0")
+    if subject.wids:
+        claims["wids"] = list(subject.wids)
 
 
 ID_TOKEN_LIFETIME_SECONDS = 3600
@@ -167,8 +188,9 @@ def id_token(
         "exp": now + ID_TOKEN_LIFETIME_SECONDS,
         "aio": new_opaque_id(24),
         "auth_time": subject.auth_time,
-        "name": subject.display_name,
     }
+    claims.update(_group_claims(subject))
+    claims["name"] = subject.display_name
     if nonce is not None:
         claims["nonce"] = nonce
     claims.update(
@@ -180,6 +202,8 @@ def id_token(
         uti=new_opaque_id(16),
         ver="2.0",
     )
+    if subject.wids:
+        claims["wids"] = list(subject.wids)
     return claims
 
 

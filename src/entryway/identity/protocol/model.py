@@ -81,6 +81,14 @@ class User:
     mfa_required: bool  # resolved: the user's own setting, else the tenant's default
 
 
+@dataclass(frozen=True)
+class Memberships:
+    """What a user's tokens say about their place in the directory."""
+
+    groups: tuple[str, ...]  # object ids of every group they are in, directly or through other groups
+    roles: tuple[str, ...]  # directory role template ids they hold (`wids`, with the default user role)
+
+
 class DirectoryPort(Protocol):
     """The directory reads the token pipeline needs. Implemented in `identity.directory`."""
 
@@ -103,6 +111,10 @@ class DirectoryPort(Protocol):
     def find_user(self, tenant_id: str, object_id: str) -> User | None: ...
 
     def find_user_by_upn(self, upn: str) -> User | None: ...
+
+    def find_memberships(self, tenant_id: str, object_id: str) -> Memberships:
+        """The user's transitive groups and directory roles, for the `groups` and `wids` claims."""
+        ...
 
     def find_certificates(self, app_id: str) -> tuple[Certificate, ...]:
         """Every certificate of the app registration whose client id is `app_id`."""

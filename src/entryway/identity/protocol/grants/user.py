@@ -33,6 +33,7 @@ def user_outcome(ctx: GrantContext, sign_in: SignIn, scope: str) -> GrantOutcome
         directory=ctx.directory,
         consents=require_sign_ins(ctx),
     )
+    memberships = ctx.directory.find_memberships(ctx.tenant.id, user.object_id)
     subject = UserSubject(
         object_id=user.object_id,
         user_principal_name=user.user_principal_name,
@@ -42,5 +43,7 @@ def user_outcome(ctx: GrantContext, sign_in: SignIn, scope: str) -> GrantOutcome
         amr=sign_in.amr,
         auth_time=int(sign_in.auth_time.timestamp()),
         client_address=ctx.request.client_address,
+        groups=memberships.groups,
+        wids=memberships.roles,
     )
     return GrantOutcome(delegation.audience, delegation.access_token_version, scope, subject, sign_in)

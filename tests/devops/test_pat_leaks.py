@@ -483,6 +483,58 @@ def test_a_get_is_not_a_report(world: World) -> None:
     assert response.status_code == 405
 
 
+# --- GitHub's own published sample ----------------------------------------------------------------------------
+
+# The example of GitHub's partner program documentation (docs.github.com, "Secret scanning partner program",
+# validation sample): its public key, key identifier, payload and signature, as GitHub published them.
+GITHUB_SAMPLE_KEY = """\
+-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9MJJHnMfn2+H4xL4YaPDA4RpJqUq
+kCmRCBnYERxZanmcpzQSXs1X/AljlKkbJ8qpVIW4clayyef9gWhFbNHWAA==
+-----END PUBLIC KEY-----
+"""
+GITHUB_SAMPLE_KEY_ID = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
+GITHUB_SAMPLE_PAYLOAD = b'[{"token":"some_token","type":"some_type","url":"some_url"}]'
+GITHUB_SAMPLE_SIGNATURE = (
+    "MEUCIQDKZokqnCjrRtw0tni+2Ltvl/uiMJ1EGumEsp1BsNr32AIgQY1YXD2nlj+XNfGK4rBfkMJ1JDOQcYXxa2sY8FNkrKc="
+)
+
+
+def test_a_report_signed_by_github_itself_is_accepted(world: World, tmp_path: Path) -> None:
+    """GitHub's sample key registered without --key-id gets GitHub's own identifier, and GitHub's sample
+    request (signed by GitHub, not by us) verifies: the scheme is GitHub's, byte for byte."""
+    data_dir = world.instance.settings.data_dir
+    pem_file = tmp_path / "github-sample.pem"
+    pem_file.write_text(GITHUB_SAMPLE_KEY)
+    added = run(
+        "leaks",
+        "reporter",
+        "add",
+        "--name",
+        "GitHub (sample)",
+        "--public-key",
+        str(pem_file),
+        data_dir=data_dir,
+    )
+    assert added.exit_code == 0, added.output
+    assert added.output.split("\t")[0] == GITHUB_SAMPLE_KEY_ID
+    try:
+        sample = post(
+            world, GITHUB_SAMPLE_PAYLOAD, key_id=GITHUB_SAMPLE_KEY_ID, signature=GITHUB_SAMPLE_SIGNATURE
+        )
+        assert sample.status_code == 200, sample.text
+        assert sample.json() == [
+            {"token_hash": sha256("some_token"), "token_type": "some_type", "label": "false_positive"}
+        ]
+        tampered = post(
+            world, GITHUB_SAMPLE_PAYLOAD.replace(b"some_url", b"some_uri"), key_id=GITHUB_SAMPLE_KEY_ID,
+            signature=GITHUB_SAMPLE_SIGNATURE,
+        )  # fmt: skip
+        assert tampered.status_code == 401
+    finally:
+        assert run("leaks", "reporter", "remove", GITHUB_SAMPLE_KEY_ID, data_dir=data_dir).exit_code == 0
+
+
 # --- reporters: CLI ------------------------------------------------------------------------------------------
 
 

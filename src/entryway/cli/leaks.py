@@ -30,7 +30,7 @@ def reporter_add(
         typer.Option(
             "--key-id",
             help="The identifier the reporter sends in Github-Public-Key-Identifier "
-            "(default: the hex SHA-256 of the key's DER form).",
+            "(default: the hex SHA-256 of the key's PEM, as GitHub computes its identifiers).",
         ),
     ] = None,
 ) -> None:

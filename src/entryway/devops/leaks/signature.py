@@ -44,12 +44,11 @@ def canonical_pem(pem: str) -> str:
 
 
 def key_identifier_of(pem: str) -> str:
-    """A default key identifier: the hex SHA-256 of the key's DER SubjectPublicKeyInfo (64 characters, the
-    shape of GitHub's identifiers). A reporter that names its keys otherwise registers them with its own ids."""
-    der = load_public_key(pem).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).hexdigest()
+    """The key's identifier as GitHub computes it: the hex SHA-256 of the PEM text (SubjectPublicKeyInfo,
+    64-character lines, final newline). GitHub's published sample key has identifier 90a42116…555f4a, which
+    this reproduces (tests/devops/test_pat_leaks.py). A reporter that names its keys otherwise registers them
+    with its own identifiers."""
+    return hashlib.sha256(canonical_pem(pem).encode("ascii")).hexdigest()
 
 
 def verify_signature(public_key_pem: str, body: bytes, signature_b64: str) -> bool:

@@ -8,19 +8,16 @@ to, so the very first form is protected before anyone has signed in.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from entryway.kit import browser
 from entryway.kit.clock import Clock, as_utc
-from entryway.kit.secrets import SecretDigester, SecretKind, constant_time_equals
+from entryway.kit.secrets import SecretDigester, SecretKind
 from entryway.store.models import BrowserSessionRow, SessionAccountRow
 
 SESSION_COOKIE = "ESTSAUTH"
@@ -97,50 +94,16 @@ def new_context_value() -> str:
 def csrf_token(digester: SecretDigester, context: str) -> str:
     """The CSRF token of a browser: an HMAC of its `esctx` cookie, which another origin can neither read
     nor set."""
-    return digester.digest(_CSRF_PURPOSE + context)
+    return browser.csrf_token(digester, _CSRF_PURPOSE, context)
 
 
 def csrf_valid(digester: SecretDigester, context: str | None, token: str | None) -> bool:
-    if not context or not token:
-        return False
-    return constant_time_equals(csrf_token(digester, context), token)
+    return browser.csrf_valid(digester, _CSRF_PURPOSE, context, token)
 
 
-class FlowState:
-    """The signed state a sign-in carries from page to page in a hidden field.
-
-    The server signs it (HMAC under the digest key, with its own purpose prefix), binds it to the
-    browser's `esctx` cookie and gives it an expiry; a page believes nothing it does not verify.
-    """
+class FlowState(browser.SealedState):
+    """The signed state a sign-in carries from page to page in a hidden field, bound to the browser's
+    `esctx` cookie (kit.browser.SealedState under the sign-in pages' own purpose)."""
 
     def __init__(self, digester: SecretDigester, clock: Clock, lifetime: timedelta) -> None:
-        self._digester = digester
-        self._clock = clock
-        self._lifetime = lifetime
-
-    def seal(self, data: dict[str, Any], context: str) -> str:
-        payload = dict(data)
-        payload["_exp"] = int(self._clock.timestamp() + self._lifetime.total_seconds())
-        payload["_ctx"] = self._digester.digest(_FLOW_PURPOSE + "ctx:" + context)
-        body = base64.urlsafe_b64encode(orjson.dumps(payload)).decode("ascii").rstrip("=")
-        return body + "." + self._digester.digest(_FLOW_PURPOSE + body)
-
-    def open(self, token: str | None, context: str | None) -> dict[str, Any] | None:
-        """The state, or None when the token is forged, expired, or was issued to another browser."""
-        if not token or not context or "." not in token:
-            return None
-        body, _, mac = token.rpartition(".")
-        if not constant_time_equals(self._digester.digest(_FLOW_PURPOSE + body), mac):
-            return None
-        try:
-            payload = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        except (binascii.Error, ValueError):
-            return None
-        if not isinstance(payload, dict):
-            return None
-        bound = constant_time_equals(
-            str(payload.pop("_ctx", "")), self._digester.digest(_FLOW_PURPOSE + "ctx:" + context)
-        )
-        expires = payload.pop("_exp", 0)
-        fresh = isinstance(expires, int) and expires >= self._clock.timestamp()
-        return payload if bound and fresh else None
+        super().__init__(digester, clock, lifetime, _FLOW_PURPOSE)

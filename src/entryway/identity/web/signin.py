@@ -81,6 +81,7 @@ from entryway.identity.signin.sessions import (
     csrf_valid,
     new_context_value,
 )
+from entryway.kit.browser import page_security_headers
 from entryway.kit.clock import as_utc, utc_from_timestamp
 from entryway.kit.ids import new_guid, parse_guid
 from entryway.kit.web import BodyTooLarge, client_address, read_body
@@ -250,16 +251,7 @@ class SignInPages:
             )
         elif ex.clear_session:
             response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
-        response.headers["Content-Security-Policy"] = (
-            f"default-src 'self'; script-src 'nonce-{ex.script_nonce}'; style-src 'self'; "
-            "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-        )
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Cache-Control"] = "no-store, no-cache"
-        response.headers["Pragma"] = "no-cache"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return page_security_headers(response, ex.script_nonce)
 
     async def _run(
         self, request: Request, ex: Exchange, work: Callable[[Session], Response], *, write: bool = True

@@ -13,11 +13,13 @@ from entryway.identity.web.app import IdentityContext, create_identity_app
 from entryway.identity.web.managed_identity import create_app_service_app, create_imds_app
 from entryway.keys.keyring import KeyEncryptor, Keyring, KeyService, MasterKeyMismatch
 from entryway.kit.clock import Clock, SystemClock
-from entryway.kit.secrets import MasterKey, SecretDigester
+from entryway.kit.secrets import CLIENT_SECRET, MasterKey, SecretDigester
 from entryway.store.db import Database
 
 DIGEST_PURPOSE = "entryway/secret-digest/v1"
 TOTP_PURPOSE = "entryway/totp/v1"
+# The DevOps web client's secret (devops/portal): recomputed by every process, registered only as a digest.
+DEVOPS_WEB_CLIENT_PURPOSE = "entryway/devops-web-client/v1"
 
 
 @dataclass
@@ -55,6 +57,10 @@ class Runtime:
             keyring=Keyring(db, encryptor, clock),
         )
 
+    @property
+    def devops_web_client_secret(self) -> str:
+        return CLIENT_SECRET.derive(self.master_key.derive(DEVOPS_WEB_CLIENT_PURPOSE))
+
     def _identity_context(self) -> IdentityContext:
         return IdentityContext(
             origin=self.settings.identity_origin,
@@ -89,6 +95,7 @@ class Runtime:
                 ca_bundle=str(self.settings.ca_bundle),
                 git_root=str(self.settings.data_dir / "git"),
                 digester=self.digester,
+                web_client_secret=self.devops_web_client_secret,
             )
         )
 

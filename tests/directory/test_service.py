@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from entryway.identity.directory.first_party import AZURE_CLI, AZURE_DEVOPS, VISUAL_STUDIO
+from entryway.identity.directory.first_party import AZURE_CLI, AZURE_DEVOPS, FIRST_PARTY_APPS, VISUAL_STUDIO
 from entryway.identity.directory.service import DirectoryError, DirectoryService, check_redirect_uris
 from entryway.runtime import Runtime
 from entryway.store.models import (
@@ -105,7 +105,8 @@ def test_ensure_first_party_apps_backfills_older_tenants_and_is_idempotent(
     before = counts()
     directory.ensure_first_party_apps()
     directory.create_tenant(["third.test"])
-    assert counts() == (before[0], before[1] + 3, before[2] + 2)
+    # A service principal of every first-party app (the DevOps web client too), two pre-consents.
+    assert counts() == (before[0], before[1] + len(FIRST_PARTY_APPS), before[2] + 2)
 
 
 def test_first_party_apps_cannot_be_changed(directory: DirectoryService, tenant: TenantRow) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from entryway.config.members import add_member
 from entryway.devops.orgs.service import AccessLevel, MemberKind, OrgService
 from entryway.devops.web.app import DEPLOYMENT_ID_SETTING
+from entryway.identity.directory.installation import register_devops_web_client
 from entryway.identity.directory.service import DirectoryService
 from entryway.kit.ids import new_guid
 from entryway.runtime import Runtime
@@ -46,6 +47,13 @@ def ensure_installation(runtime: Runtime) -> bool:
     apps up to date in every tenant (a tenant made by an older Entryway lacks the newer ones)."""
     with runtime.db.unit_of_work() as session:
         DirectoryService(session, runtime.clock, runtime.digester).ensure_first_party_apps()
+        register_devops_web_client(
+            session,
+            runtime.clock,
+            runtime.digester,
+            devops_origin=runtime.settings.devops_origin,
+            secret=runtime.devops_web_client_secret,
+        )
         if session.get(SettingRow, DEPLOYMENT_ID_SETTING) is not None:
             return False
         session.add(SettingRow(name=DEPLOYMENT_ID_SETTING, value=new_guid()))

@@ -51,6 +51,16 @@ class SecretKind:
         body = self.prefix + "".join(secrets.choice(_BASE62) for _ in range(self.entropy_chars))
         return body + _checksum(body)
 
+    def derive(self, material: bytes) -> str:
+        """A secret of this kind computed from key material (say, an HKDF output of the master key) rather
+        than drawn at random: the same material always gives the same secret, so a process can recompute
+        a credential it never stored."""
+        if len(material) < 32:
+            raise ValueError("derive a secret from at least 32 bytes of key material")
+        number = int.from_bytes(hashlib.sha256(material).digest() + material, "big")
+        body = self.prefix + _base62(number, self.entropy_chars)
+        return body + _checksum(body)
+
     def is_well_formed(self, value: str) -> bool:
         """True when `value` has this kind's prefix, length, alphabet and a valid checksum."""
         if len(value) != self.length or not value.startswith(self.prefix):

@@ -64,6 +64,8 @@ class DevOpsContext:
     git_root: str | None = None
     # Keyed digests of PATs; None: PATs are not accepted.
     digester: SecretDigester | None = None
+    # The DevOps web client's secret at the identity platform (devops/portal); None: no web sign-in.
+    web_client_secret: str | None = None
 
 
 Handler = Callable[[Request, Organization, Principal | Anonymous], Awaitable[Response]]

@@ -23,6 +23,10 @@ class FirstPartyApp:
     public_client: bool = False
     redirect_uris: tuple[str, ...] = ()
     pre_consents: tuple[PreConsent, ...] = field(default=())
+    # Paths on this installation's DevOps origin that are the app's redirect URIs: the origin is known only
+    # at start, so the installation registers them then (`installation.register_devops_web_client`), and the
+    # static registration leaves the app's redirect URIs alone.
+    devops_redirect_paths: tuple[str, ...] = ()
 
 
 AZURE_DEVOPS = FirstPartyApp(
@@ -53,5 +57,14 @@ VISUAL_STUDIO = FirstPartyApp(
     pre_consents=(_DEVOPS_CONSENT,),
 )
 
+# The DevOps origin's own web pages (devops/portal) sign people in as this confidential client: authorization
+# code + PKCE, with a client secret derived from the master key that only its digest registers. It asks only
+# OpenID Connect scopes, so no consent is due.
+DEVOPS_WEB = FirstPartyApp(
+    app_id="3b5e9a41-7c2d-4f8e-9a16-d0c4b27e5f83",
+    display_name="Azure DevOps (web)",
+    devops_redirect_paths=("/_signedin", "/_signedout"),
+)
+
 # Resources first: a pre-consent names a resource that must already exist.
-FIRST_PARTY_APPS = (AZURE_DEVOPS, AZURE_CLI, VISUAL_STUDIO)
+FIRST_PARTY_APPS = (AZURE_DEVOPS, AZURE_CLI, VISUAL_STUDIO, DEVOPS_WEB)

@@ -945,7 +945,8 @@ class DirectoryService:
 def _update_first_party(row: ApplicationRow, app: FirstPartyApp) -> None:
     if row.public_client != app.public_client:
         row.public_client = app.public_client
-    if list(row.redirect_uris or []) != list(app.redirect_uris):
+    # An app on the installation's own origin has its redirect URIs registered at start (installation.py).
+    if not app.devops_redirect_paths and list(row.redirect_uris or []) != list(app.redirect_uris):
         row.redirect_uris = list(app.redirect_uris)
     if list(row.delegated_scopes or []) != list(app.delegated_scopes):
         row.delegated_scopes = list(app.delegated_scopes)

@@ -25,6 +25,7 @@ from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pats.routes import pats_routes
 from entryway.devops.pats.sessiontokens import sessiontokens_routes
+from entryway.devops.portal.pages import portal_routes
 from entryway.devops.projects.routes import projects_routes
 from entryway.devops.web.routing import (
     ANY_SCOPE,
@@ -107,4 +108,5 @@ def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
         *pats_routes(router),
         *sessiontokens_routes(router),  # Git Credential Manager's PAT mode
         *leaks_routes(router),  # leaked-token reports (not under an organization)
+        *portal_routes(router),  # the web pages (sign-in, PATs); before `/{org}`, which would take `/_signin`
     ]

@@ -1,0 +1,486 @@
+"""The DevOps origin's web pages: sign-in through the identity platform as a confidential OIDC client (code +
+PKCE, nonce, state bound to the browser), web sessions (digest only), sign-out, and the personal access token
+page. Over HTTP with requests where a test needs to send what no browser would (no CSRF token, another
+browser's answer), in headless Chromium for what a person does (MFA, create, copy once, revoke). The Chromium
+tests also take docs/screenshots/pat-*.png (written when ENTRYWAY_SCREENSHOTS=1)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import yaml
+from playwright.sync_api import Browser, Page
+from sqlalchemy import select
+
+from entryway.config.declarative import apply_config
+from entryway.devops.notifications.service import NotificationService
+from entryway.devops.orgs.service import OrgService
+from entryway.devops.pats.policy import LOCAL_ACTOR, PatPolicyService
+from entryway.devops.portal.sessions import SESSION_COOKIE, SIGN_IN_COOKIE
+from entryway.identity.directory.first_party import DEVOPS_WEB
+from entryway.identity.directory.installation import DEVOPS_WEB_SECRET_KEY_ID
+from entryway.store.models import ClientSecretRow, PersonalAccessTokenRow, UserRow, WebSessionRow
+from tests.conftest import (
+    CHEN,
+    CONTOSO_TENANT,
+    Instance,
+    SignInUser,
+    identity_session,
+    parse_page,
+    screenshot,
+    walk_sign_in,
+)
+from tests.e2e.test_browser_signin import fresh_page, sign_in
+
+ORG = "tailspin"
+TOKENS = f"/{ORG}/_usersSettings/tokens"
+# Pia needs MFA (the Chromium test enrolls her authenticator); Quinn and Chen do not. Both are members of
+# tailspin, an organization of these tests alone, so no other test's policy reaches them.
+PIA = SignInUser("pia@contoso.test", "Pia-Uses-The-Pages-0042", "Pia Portal", mfa=True)
+QUINN = SignInUser("quinn@contoso.test", "Quinn-Posts-Forms-0042", "Quinn Forms", mfa=False)
+PORTAL_CONFIG = f"""\
+tenants:
+  - id: {CONTOSO_TENANT}
+    domains: [contoso.test]
+    users:
+      - upn: {PIA.upn}
+        password: "{PIA.password}"
+        display_name: {PIA.display_name}
+        mfa_required: true
+      - upn: {QUINN.upn}
+        password: "{QUINN.password}"
+        display_name: {QUINN.display_name}
+        mfa_required: false
+organizations:
+  - name: {ORG}
+    tenant: contoso.test
+    members:
+      - user: {PIA.upn}
+        access: basic
+      - user: {QUINN.upn}
+        access: basic
+"""
+
+
+@dataclass(frozen=True)
+class Portal:
+    instance: Instance
+    org_id: str
+
+    def url(self, path: str) -> str:
+        return f"{self.instance.devops}{path}"
+
+
+@pytest.fixture(scope="module")
+def portal(entryway: Instance) -> Portal:
+    apply_config(entryway.runtime, yaml.safe_load(PORTAL_CONFIG), source="test_portal")
+    with entryway.runtime.db.read() as session:
+        org = OrgService(session, entryway.clock).find(ORG)
+        assert org is not None
+        return Portal(entryway, org.id)
+
+
+def signed_in(portal: Portal, user: SignInUser) -> tuple[requests.Session, str]:
+    """A browser (requests) signed in to the DevOps pages as `user` through the identity platform's pages;
+    returns it and the HTML of the page it landed on."""
+    http = identity_session(portal.instance)
+    response = http.get(portal.url(TOKENS), timeout=30)
+    assert urlsplit(response.url).netloc == urlsplit(portal.instance.identity).netloc, "sent to sign in"
+    result = walk_sign_in(http, response, user=user, clock=portal.instance.clock)
+    assert result.url == portal.url(TOKENS), result.html
+    return http, result.html
+
+
+def csrf_of(html: str) -> str:
+    for form in parse_page(html).forms:
+        hidden = form.hidden()
+        if "csrf" in hidden:
+            return hidden["csrf"]
+    raise AssertionError("no CSRF token on the page")
+
+
+def authorize_redirect(portal: Portal, http: requests.Session) -> str:
+    """Start a sign-in in `http` and return the authorization request URL the DevOps origin sent it to."""
+    start = http.get(portal.url(f"/_signin?reply_to={TOKENS}"), allow_redirects=False, timeout=30)
+    assert start.status_code == 303
+    return start.headers["location"]
+
+
+class _Answered(Exception):
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def answer_of(portal: Portal, http: requests.Session, user: SignInUser) -> str:
+    """Sign in at the identity platform in `http` but stop before following its answer: the redirect URI
+    with the code and the state."""
+    page = http.get(authorize_redirect(portal, http), timeout=30)
+
+    def stop_at_answer(response: requests.Response, *_args: object, **_kwargs: object) -> None:
+        location = response.headers.get("location", "")
+        if response.is_redirect and location.startswith(portal.url("/_signedin")):
+            raise _Answered(location)
+
+    http.hooks["response"].append(stop_at_answer)
+    try:
+        walk_sign_in(http, page, user=user, clock=portal.instance.clock)
+    except _Answered as answered:
+        return answered.location
+    finally:
+        http.hooks["response"].remove(stop_at_answer)
+    raise AssertionError("the identity platform did not answer with a redirect to /_signedin")
+
+
+# --- sign-in ---------------------------------------------------------------------------------------------
+
+
+def test_a_visitor_without_a_session_is_sent_to_sign_in_with_pkce_nonce_and_state(portal: Portal) -> None:
+    http = identity_session(portal.instance)
+    page = http.get(portal.url(TOKENS), allow_redirects=False, timeout=30)
+    assert page.status_code == 303
+    assert page.headers["location"] == f"/_signin?reply_to={TOKENS}"
+    start = http.get(portal.url(page.headers["location"]), allow_redirects=False, timeout=30)
+    assert start.status_code == 303
+    target = urlsplit(start.headers["location"])
+    assert f"{target.scheme}://{target.netloc}" == portal.instance.identity
+    assert target.path == f"/{CONTOSO_TENANT}/oauth2/v2.0/authorize", "the organization's tenant"
+    query = {k: v[0] for k, v in parse_qs(target.query).items()}
+    assert query["client_id"] == DEVOPS_WEB.app_id
+    assert query["response_type"] == "code"
+    assert query["redirect_uri"] == portal.url("/_signedin")
+    assert query["code_challenge_method"] == "S256"
+    assert len(query["code_challenge"]) == 43
+    assert len(query["state"]) >= 43
+    assert len(query["nonce"]) >= 43
+    assert "code_verifier" not in query
+    cookie = start.headers["set-cookie"]
+    assert cookie.startswith(f"{SIGN_IN_COOKIE}=")
+    for flag in ("Secure", "HttpOnly", "SameSite=lax", "Path=/"):
+        assert flag.lower() in cookie.lower(), cookie
+
+
+def test_a_sign_in_keeps_only_the_session_cookie_digest(portal: Portal) -> None:
+    http, html = signed_in(portal, QUINN)
+    assert parse_page(html).text_by_id["userName"] == QUINN.upn
+    cookie = http.cookies.get(SESSION_COOKIE)
+    assert cookie is not None
+    assert cookie.startswith("ewws_")
+    runtime = portal.instance.runtime
+    with runtime.db.read() as session:
+        rows = list(session.scalars(select(WebSessionRow).where(WebSessionRow.principal_name == QUINN.upn)))
+        assert any(row.digest == runtime.digester.digest(cookie) for row in rows)
+        assert all(cookie not in json.dumps([row.digest, row.claims, row.name]) for row in rows)
+    assert http.cookies.get(SIGN_IN_COOKIE) is None, "the sign-in cookie is spent"
+
+
+def test_the_client_credential_is_derived_and_registered_only_as_a_digest(portal: Portal) -> None:
+    runtime = portal.instance.runtime
+    secret = runtime.devops_web_client_secret
+    assert secret.startswith("ewcs_")
+    assert secret == runtime.devops_web_client_secret, "recomputed, not drawn"
+    with runtime.db.read() as session:
+        row = session.get(ClientSecretRow, DEVOPS_WEB_SECRET_KEY_ID)
+        assert row is not None
+        assert row.digest == runtime.digester.digest(secret)
+        assert secret not in {row.digest, row.hint, row.display_name}
+
+
+def test_the_code_is_worthless_without_the_client_secret(portal: Portal) -> None:
+    http = identity_session(portal.instance)
+    answer = answer_of(portal, http, QUINN)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(answer).query).items()}
+    # The verifier is in the browser's sealed sign-in cookie (signed, not secret from its own browser).
+    sealed = http.cookies[SIGN_IN_COOKIE].rpartition(".")[0]
+    verifier = json.loads(base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4)))["code_verifier"]
+    refused = requests.post(
+        f"{portal.instance.identity}/{CONTOSO_TENANT}/oauth2/v2.0/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": DEVOPS_WEB.app_id,
+            "code": query["code"],
+            "redirect_uri": portal.url("/_signedin"),
+            "code_verifier": verifier,
+        },
+        verify=portal.instance.ca_bundle,
+        timeout=30,
+    )
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"] == "invalid_client"
+
+
+def test_the_answer_is_taken_only_in_the_browser_that_started_the_sign_in(portal: Portal) -> None:
+    mine = identity_session(portal.instance)
+    answer = answer_of(portal, mine, QUINN)
+    other = identity_session(portal.instance)
+    stolen = other.get(answer, allow_redirects=False, timeout=30)
+    assert stolen.status_code == 400
+    assert other.cookies.get(SESSION_COOKIE) is None
+    tampered = mine.get(answer.replace("state=", "state=x"), allow_redirects=False, timeout=30)
+    assert tampered.status_code == 400
+    taken = mine.get(answer, allow_redirects=False, timeout=30)
+    assert taken.status_code == 303, taken.text
+    assert taken.headers["location"] == TOKENS
+    assert mine.cookies.get(SESSION_COOKIE) is not None
+
+
+def test_an_error_answer_is_shown_not_followed(portal: Portal) -> None:
+    http = identity_session(portal.instance)
+    state = parse_qs(urlsplit(authorize_redirect(portal, http)).query)["state"][0]
+    page = http.get(
+        portal.url("/_signedin"),
+        params={
+            "error": "access_denied",
+            "error_description": "AADSTS65004: <b>declined</b>",
+            "state": state,
+        },
+        timeout=30,
+    )
+    assert page.status_code == 400
+    assert "AADSTS65004: &lt;b&gt;declined&lt;/b&gt;" in page.text
+    assert http.cookies.get(SESSION_COOKIE) is None
+
+
+def test_sign_in_refuses_to_return_anywhere_but_an_organization_page(portal: Portal) -> None:
+    http = identity_session(portal.instance)
+    for reply_to in (
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil",
+        "",
+        "/nosuchorg/_usersSettings/tokens",
+    ):
+        response = http.get(
+            portal.url("/_signin"), params={"reply_to": reply_to}, allow_redirects=False, timeout=30
+        )
+        assert response.status_code in {400, 404}, reply_to
+        assert "location" not in response.headers
+
+
+def test_a_non_member_is_refused(portal: Portal) -> None:
+    http = identity_session(portal.instance)
+    response = http.get(portal.url(TOKENS), timeout=30)
+    result = walk_sign_in(http, response, user=CHEN, clock=portal.instance.clock)
+    assert result.url == portal.url(TOKENS)
+    final = http.get(portal.url(TOKENS), timeout=30)
+    assert final.status_code == 403
+    assert "not a member of the organization tailspin" in final.text
+
+
+def test_sign_out_ends_the_web_session(portal: Portal) -> None:
+    http, html = signed_in(portal, QUINN)
+    cookie = http.cookies[SESSION_COOKIE]
+    refused = http.post(portal.url("/_signout"), data={}, allow_redirects=False, timeout=30)
+    assert refused.status_code == 403, "no CSRF token"
+    out = http.post(portal.url("/_signout"), data={"csrf": csrf_of(html)}, allow_redirects=False, timeout=30)
+    assert out.status_code == 303
+    assert out.headers["location"].startswith(
+        f"{portal.instance.identity}/{CONTOSO_TENANT}/oauth2/v2.0/logout?"
+    )
+    final = http.get(out.headers["location"], timeout=30)
+    assert final.url == portal.url("/_signedout")
+    assert "You signed out" in final.text
+    runtime = portal.instance.runtime
+    with runtime.db.read() as session:
+        assert session.get(WebSessionRow, runtime.digester.digest(cookie)) is None
+    replay = requests.get(
+        portal.url(TOKENS),
+        cookies={SESSION_COOKIE: cookie},
+        allow_redirects=False,
+        verify=portal.instance.ca_bundle,
+        timeout=30,
+    )
+    assert replay.status_code == 303
+    assert replay.headers["location"].startswith("/_signin")
+
+
+# --- the token page over HTTP --------------------------------------------------------------------------------
+
+
+def _pats_named(portal: Portal, name: str) -> list[PersonalAccessTokenRow]:
+    with portal.instance.runtime.db.read() as session:
+        return list(
+            session.scalars(select(PersonalAccessTokenRow).where(PersonalAccessTokenRow.display_name == name))
+        )
+
+
+def test_a_form_without_its_csrf_token_changes_nothing(portal: Portal) -> None:
+    http, html = signed_in(portal, QUINN)
+    form = {
+        "name": "no-csrf",
+        "organization": "this",
+        "expires": "30",
+        "access": "custom",
+        "family-0": "vso.code",
+    }
+    for csrf in (None, "", "0" * 64, csrf_of(html)[:-1] + "x"):
+        data = dict(form) if csrf is None else {**form, "csrf": csrf}
+        response = http.post(portal.url(TOKENS), data=data, timeout=30)
+        assert response.status_code == 403, csrf
+        assert "This page expired" in response.text
+    assert _pats_named(portal, "no-csrf") == []
+    _other, other_html = signed_in(portal, QUINN)
+    foreign = http.post(portal.url(TOKENS), data={**form, "csrf": csrf_of(other_html)}, timeout=30)
+    assert foreign.status_code == 403, "a token of another session"
+    assert _pats_named(portal, "no-csrf") == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"name": ""}, "Give the personal access token a name."),
+        ({"name": "x" * 300}, "at most 256 characters"),
+        ({"family-0": "", "family-2": "vso.nonsense"}, "Choose one or more known scopes"),
+        ({"expires": "999"}, "Choose one of the expiration periods."),
+        ({"expires": "abc"}, "Choose one of the expiration periods."),
+    ],
+)
+def test_bad_input_on_the_create_form_is_shown(portal: Portal, changes: dict[str, str], message: str) -> None:
+    http, html = signed_in(portal, QUINN)
+    form = {"csrf": csrf_of(html), "name": "bad-input", "organization": "this", "expires": "30"}
+    form |= {"access": "custom", "family-0": "vso.code"}
+    response = http.post(portal.url(TOKENS), data={**form, **changes}, timeout=30)
+    assert response.status_code == 400
+    assert message in parse_page(response.text).text_by_id["errorText"]
+    assert "newToken" not in parse_page(response.text).text_by_id
+    assert _pats_named(portal, "bad-input") == []
+
+
+def test_revoking_what_is_not_yours_is_refused(portal: Portal) -> None:
+    http, html = signed_in(portal, QUINN)
+    for value in ("not-a-guid", "00000000-0000-4000-8000-000000000000"):
+        response = http.post(
+            portal.url(f"{TOKENS}/revoke"), data={"csrf": csrf_of(html), "authorizationId": value}, timeout=30
+        )
+        assert response.status_code == 400
+        assert parse_page(response.text).text_by_id["errorText"]
+
+
+def test_the_users_notifications_are_shown_and_can_be_marked_read(portal: Portal) -> None:
+    runtime = portal.instance.runtime
+    http, _html = signed_in(portal, QUINN)
+    with runtime.db.read() as session:
+        object_id = session.scalars(
+            select(UserRow.object_id).where(UserRow.user_principal_name == QUINN.upn)
+        ).one()
+    with runtime.db.unit_of_work() as session:
+        note = NotificationService(session, runtime.clock).notify(
+            recipient_object_id=object_id,
+            tenant_id=CONTOSO_TENANT,
+            recipient_name=QUINN.display_name,
+            organization_id=portal.org_id,
+            kind="patLeakRevoked",
+            subject="Your personal access token 'ci' was revoked",
+            body="It was found in a public repository.",
+        )
+    page = http.get(portal.url(TOKENS), timeout=30)
+    assert "Your personal access token &#39;ci&#39; was revoked" in page.text
+    read = http.post(
+        portal.url(f"{TOKENS}/notifications/read"),
+        data={"csrf": csrf_of(page.text), "notificationId": note.id},
+        timeout=30,
+    )
+    assert read.status_code == 200
+    with runtime.db.read() as session:
+        listed = NotificationService(session, runtime.clock).list_for(object_id, CONTOSO_TENANT)
+        assert next(n for n in listed if n.id == note.id).is_read
+    missing = http.post(
+        portal.url(f"{TOKENS}/notifications/read"),
+        data={"csrf": csrf_of(page.text), "notificationId": "nope"},
+        timeout=30,
+    )
+    assert missing.status_code == 404
+
+
+# --- in Chromium -------------------------------------------------------------------------------------------
+
+
+def _create(page: Page, name: str, scope: str, *, organization: str = "this") -> None:
+    page.fill("#tokenName", name)
+    page.check("#orgAll" if organization == "all" else "#orgThis")
+    page.check("#accessCustom")
+    page.check(f'input[data-scope="{scope}"]')
+    page.select_option("#expires", "30")
+    page.click("#createToken")
+
+
+def test_in_chromium_sign_in_with_mfa_create_a_token_seen_once_use_it_and_revoke_it(
+    portal: Portal, browser: Browser
+) -> None:
+    instance = portal.instance
+    with fresh_page(browser) as page:
+        page.goto(portal.url(TOKENS))
+        assert page.url.startswith(instance.identity), "signed out: sent to the identity platform"
+        sign_in(page, instance, PIA)
+        page.wait_for_url(portal.url(TOKENS))
+        assert page.inner_text("#userName") == PIA.upn
+        assert page.locator("#noTokens").count() == 1
+        screenshot(page, "pat-list-empty")
+
+        _create(page, "laptop git", "vso.code_write")
+        token = page.input_value("#newToken")
+        assert len(token) == 84
+        assert page.inner_text("#createdName") == "laptop git"
+        screenshot(page, "pat-created")
+        used = requests.get(
+            portal.url(f"/{ORG}/_apis/connectionData"),
+            auth=("", token),
+            verify=instance.ca_bundle,
+            timeout=30,
+        )
+        assert used.status_code == 200, "the token works"
+
+        page.goto(portal.url(TOKENS))
+        assert token not in page.content(), "shown once, never again"
+        row = page.locator("#tokenList tr", has_text="laptop git")
+        assert row.get_attribute("data-status") == "active"
+        assert "vso.code_write" in row.inner_text()
+        screenshot(page, "pat-list")
+
+        row.locator("button.revoke").click()
+        page.wait_for_url(portal.url(TOKENS))
+        assert page.locator("#tokenList tr", has_text="laptop git").get_attribute("data-status") == "revoked"
+        refused = requests.get(
+            portal.url(f"/{ORG}/_apis/connectionData"),
+            auth=("", token),
+            verify=instance.ca_bundle,
+            timeout=30,
+        )
+        assert refused.status_code == 401, "revoked at once"
+
+        page.click("#signOut")
+        page.wait_for_url(portal.url("/_signedout"))
+        page.goto(portal.url(TOKENS))
+        assert page.url.startswith(instance.identity), (
+            "signed out everywhere: the identity platform asks again"
+        )
+
+
+def test_in_chromium_a_policy_violation_is_explained(portal: Portal, browser: Browser) -> None:
+    runtime = portal.instance.runtime
+    with runtime.db.unit_of_work() as session:
+        org = OrgService(session, runtime.clock).find(ORG)
+        assert org is not None
+        PatPolicyService(session, runtime.clock).set_org_policy(org, LOCAL_ACTOR, restrict_creation=True)
+    try:
+        with fresh_page(browser) as page:
+            page.goto(portal.url(TOKENS))
+            sign_in(page, portal.instance, QUINN)
+            page.wait_for_url(portal.url(TOKENS))
+            _create(page, "blocked by policy", "vso.code")
+            error = page.inner_text("#errorText")
+            assert "This organization's policy restricts the creation of personal access tokens" in error
+            assert page.locator("#newToken").count() == 0
+            assert page.input_value("#tokenName") == "blocked by policy", "what was typed is kept"
+            screenshot(page, "pat-policy-violation")
+    finally:
+        with runtime.db.unit_of_work() as session:
+            org = OrgService(session, runtime.clock).find(ORG)
+            assert org is not None
+            PatPolicyService(session, runtime.clock).set_org_policy(org, LOCAL_ACTOR, restrict_creation=False)
+    assert _pats_named(portal, "blocked by policy") == []

@@ -27,11 +27,13 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from entryway.cli.main import app as cli
-from entryway.config.declarative import apply_config
+from entryway.config.declarative import ConfigError, apply_config
+from entryway.devops.leaks.service import LeakReporterService
 from entryway.devops.leaks.signature import key_identifier_of
 from entryway.devops.orgs.service import Organization, OrgService
 from entryway.devops.pats.format import mint
 from entryway.devops.pats.policy import PatPolicyService
+from entryway.identity.directory.service import DirectoryService
 from entryway.store.models import (
     AuditEventRow,
     LeakReportRow,
@@ -604,3 +606,70 @@ def test_removing_an_unknown_reporter_is_an_error(world: World) -> None:
     result = run("leaks", "reporter", "remove", "nope", data_dir=world.instance.settings.data_dir)
     assert result.exit_code == 2
     assert "no reporter with key identifier nope" in result.output
+
+
+# --- reporters: the config file ------------------------------------------------------------------------------
+
+
+def _reporter_keys(world: World) -> dict[str, str]:
+    with world.instance.runtime.db.read() as session:
+        return {
+            r.key_identifier: r.name
+            for r in LeakReporterService(session, world.instance.clock).list_reporters()
+        }
+
+
+def test_the_config_file_registers_reporters_idempotently(world: World, tmp_path: Path) -> None:
+    inline = ec.generate_private_key(ec.SECP256R1())
+    from_file = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "partner.pem").write_text(pem_of(from_file))
+    named_id = f"partner-{uuid.uuid4().hex[:8]}"
+    config = {
+        "leak_reporters": [
+            {"name": "Inline partner", "public_key": pem_of(inline)},
+            {"name": "File partner", "public_key_path": "keys/partner.pem", "key_identifier": named_id},
+        ]
+    }
+    first = apply_config(world.instance.runtime, config, source="leaks-config", base_dir=tmp_path)
+    assert len([c for c in first.created if c.startswith("leak reporter")]) == 2
+    keys = _reporter_keys(world)
+    assert keys[key_identifier_of(pem_of(inline))] == "Inline partner"
+    assert keys[named_id] == "File partner"
+    again = apply_config(world.instance.runtime, config, source="leaks-config", base_dir=tmp_path)
+    assert again.created == []
+
+    pat = create_pat(world)
+    signed_by_file = Reporter(named_id, from_file)
+    assert post(world, json.dumps([entry(pat["token"])]).encode(), reporter=signed_by_file).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("case", "reporter", "message"),
+    [
+        ("both keys", {"name": "x", "public_key": "k", "public_key_path": "k.pem"}, "give exactly one of"),
+        ("no key", {"name": "x"}, "give exactly one of"),
+        ("no name", {"public_key": "PEM"}, ".name: required"),
+        ("unknown key", {"name": "x", "public_key": "k", "colour": "red"}, "unknown key(s) colour"),
+        ("not a key", {"name": "x", "public_key": "not a pem"}, "the public key is not a PEM public key"),
+        ("missing file", {"name": "x", "public_key_path": "absent.pem"}, ".public_key_path: cannot read"),
+    ],
+)
+def test_a_bad_reporter_in_the_config_file_changes_nothing(
+    world: World, tmp_path: Path, case: str, reporter: dict[str, str], message: str
+) -> None:
+    tenant = {"id": str(uuid.uuid4()), "domains": [f"{uuid.uuid4().hex[:8]}.test"]}
+    config = {"tenants": [tenant], "leak_reporters": [reporter]}
+    before = _reporter_keys(world)
+    with pytest.raises(ConfigError) as raised:
+        apply_config(world.instance.runtime, config, source="bad-leaks", base_dir=tmp_path)
+    assert str(raised.value).startswith("bad-leaks.leak_reporters[0]"), case
+    assert message in str(raised.value), case
+    assert _reporter_keys(world) == before
+    with world.instance.runtime.db.read() as session:
+        assert (
+            DirectoryService(
+                session, world.instance.clock, world.instance.runtime.digester
+            ).find_tenant_or_none(tenant["id"])
+            is None
+        )  # all or nothing: the tenant declared beside it was not created either

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy.orm import Session
 
 from entryway.config.members import add_member, find_member
 from entryway.devops.audit.recorder import Actor
+from entryway.devops.leaks.service import LeakReporterError, LeakReporterService
 from entryway.devops.orgs.service import AccessLevel, Organization, OrgError, OrgService
 from entryway.devops.projects.permissions import ProjectRole
 from entryway.devops.projects.service import ProjectError, ProjectService
@@ -133,7 +135,7 @@ def apply_config(
     relative to `base_dir` (the config file's directory; default: the working directory)."""
     root = _Reader(data, source)
     root.base_dir = base_dir or Path.cwd()
-    root.check_keys({"tenants", "organizations"})
+    root.check_keys({"tenants", "organizations", "leak_reporters"})
     report = ApplyReport()
     with runtime.db.unit_of_work() as session:
         directory = DirectoryService(session, runtime.clock, runtime.digester)
@@ -151,7 +153,33 @@ def apply_config(
                     _apply_project(
                         directory, orgs, projects, org, cfg=project_cfg, actor=actor, report=report
                     )
+        for reporter_cfg in root.items("leak_reporters"):
+            _apply_leak_reporter(session, runtime, reporter_cfg, report)
     return report
+
+
+def _apply_leak_reporter(session: Session, runtime: Runtime, cfg: _Reader, report: ApplyReport) -> None:
+    """`leak_reporters: [{name, public_key | public_key_path, key_identifier?}]`: a secret-scanning partner
+    allowed to report leaked PATs (docs/pat-leaks.md). `public_key_path` is relative to the config file."""
+    cfg.check_keys({"name", "public_key", "public_key_path", "key_identifier"})
+    name = cfg.text("name", required=True) or ""
+    text, path = cfg.text("public_key"), cfg.text("public_key_path")
+    if (text is None) == (path is None):
+        raise ConfigError(f"{cfg.path}: give exactly one of 'public_key' or 'public_key_path'")
+    if path is not None:
+        try:
+            text = (cfg.base_dir / path).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            where = f"{cfg.path}.public_key_path"
+            raise ConfigError(f"{where}: cannot read {cfg.base_dir / path}: {exc}") from exc
+    try:
+        reporter, created = LeakReporterService(session, runtime.clock).add(
+            name, text or "", cfg.text("key_identifier")
+        )
+    except LeakReporterError as exc:
+        raise ConfigError(f"{cfg.path}: {exc}") from exc
+    if created:
+        report.note(f"leak reporter {reporter.name} ({reporter.key_identifier})")
 
 
 @contextmanager

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -381,6 +383,24 @@ def test_a_token_reported_twice_is_revoked_once_and_notified_once(world: World) 
     assert len(reports_of(world, pat["authorizationId"])) == 3
     assert len(notifications_of(world, pat["authorizationId"])) == 1
     assert len(audits_of(world, pat["authorizationId"])) == 3
+
+
+def test_concurrent_reports_of_one_token_revoke_it_once_and_notify_once(world: World) -> None:
+    pat = create_pat(world)
+    reports = [json.dumps([entry(pat["token"], url=f"{LEAK_URL}#{i}")]).encode() for i in range(6)]
+    start = threading.Barrier(len(reports))
+
+    def send(body: bytes) -> int:
+        start.wait()
+        return post(world, body).status_code
+
+    with ThreadPoolExecutor(len(reports)) as pool:
+        statuses = list(pool.map(send, reports))
+    assert statuses == [200] * len(reports)
+    outcomes = sorted(r.outcome for r in reports_of(world, pat["authorizationId"]))
+    assert outcomes == ["alreadyInactive"] * (len(reports) - 1) + ["revoked"]
+    assert len(notifications_of(world, pat["authorizationId"])) == 1
+    assert use(world, pat["token"]) == 401
 
 
 def test_tokens_that_are_not_ours_are_false_positives_and_touch_nothing(world: World) -> None:

@@ -17,6 +17,7 @@ import ssl
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -32,7 +33,7 @@ from entryway.devops.orgs.service import Organization, OrgService
 from entryway.devops.pats.format import is_well_formed
 from entryway.devops.pats.policy import ORGANIZATION, AllowlistEntry, PatPolicyService, PolicyName
 from entryway.store.models import AuditEventRow, PersonalAccessTokenRow
-from tests.conftest import ADA, DEVOPS_SCOPE, Instance, complete_device_login
+from tests.conftest import ADA, CONTOSO_TENANT, DEVOPS_SCOPE, Instance, complete_device_login
 from tests.devops.test_git import ORG, GitWorld, commit_file, git, git_world, ok
 from tests.devops.test_pat_auth import make_pat
 
@@ -451,3 +452,33 @@ def _oid_of(access_token: str) -> str:
     payload = access_token.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     return str(claims["oid"])
+
+
+@pytest.fixture
+def strict_tenant(entryway: Instance) -> Iterator[None]:
+    """Contoso's tenant policies restricting full-scoped PATs and limiting the lifespan to 7 days, for one test;
+    then back to the defaults (no other test of the session runs meanwhile)."""
+    with entryway.runtime.db.unit_of_work() as session:
+        PatPolicyService(session, entryway.clock).set_tenant_policy(
+            CONTOSO_TENANT, None, restrict_full_scope=True, max_lifespan_days=7
+        )
+    yield
+    with entryway.runtime.db.unit_of_work() as session:
+        PatPolicyService(session, entryway.clock).set_tenant_policy(
+            CONTOSO_TENANT, None, restrict_full_scope=False, max_lifespan_days=None
+        )
+
+
+def test_the_tenant_policies_apply_to_gcm(gcm: Gcm, git_world: GitWorld, strict_tenant: None) -> None:
+    access_token = git_world.tokens[ADA.upn]
+    before = pat_count(gcm.instance)
+    full = gcm.create_pat(f"{gcm.org_url}/", access_token, body=gcm_body(gcm.org_url, "app_token"))
+    assert failure_message(full).startswith("Failed to create PAT: FullScopePatPolicyViolation: ")
+    assert pat_count(gcm.instance) == before
+
+    clamped = gcm.create_pat(f"{gcm.org_url}/", access_token)  # GCM asks for no validTo: 30 days by default
+    assert clamped.status_code == 200, clamped.text
+    with gcm.instance.runtime.db.read() as session:
+        row = session.get(PersonalAccessTokenRow, clamped.json()["authorizationId"])
+        assert row is not None
+        assert row.valid_to - row.valid_from <= timedelta(days=7)

@@ -9,6 +9,7 @@ over TLS.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from entryway.devops.pats.policy import (
     PolicyName,
 )
 from entryway.devops.pats.service import Owner, PatError, PatErrorKind, PatService
+from entryway.identity.directory.groups import GroupService
+from entryway.identity.directory.service import DirectoryService
 from entryway.store.models import PersonalAccessTokenRow
 from tests.conftest import AZURE_CLI_ID, DEVOPS_SCOPE, Instance, form_post
 
@@ -39,6 +42,8 @@ TENANT_ID = "5e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a6b"
 ONE, TWO = "policy-one", "policy-two"
 PIA = ("pia@policies.test", "Pia-Policy-Tests-0042")  # on no allowlist
 QUINN = ("quinn@policies.test", "Quinn-Policy-Tests-0042")  # put on allowlists by the tests
+ROSA = ("rosa@policies.test", "Rosa-Policy-Tests-0042")  # in the group EXEMPT (through a nested group)
+EXEMPT = "PAT Exempt"
 API_VERSION = "7.1-preview.1"
 CONFIG = f"""\
 tenants:
@@ -53,6 +58,15 @@ tenants:
         password: "{QUINN[1]}"
         display_name: Quinn Allowed
         mfa_required: false
+      - upn: {ROSA[0]}
+        password: "{ROSA[1]}"
+        display_name: Rosa Grouped
+        mfa_required: false
+    groups:
+      - name: {EXEMPT}
+        members: [{{group: Release Team}}]
+      - name: Release Team
+        members: [{{user: {ROSA[0]}}}]
 organizations:
   - name: {ONE}
     tenant: policies.test
@@ -61,12 +75,16 @@ organizations:
         access: basic
       - user: {QUINN[0]}
         access: basic
+      - user: {ROSA[0]}
+        access: basic
   - name: {TWO}
     tenant: policies.test
     members:
       - user: {PIA[0]}
         access: basic
       - user: {QUINN[0]}
+        access: basic
+      - user: {ROSA[0]}
         access: basic
 """
 
@@ -85,10 +103,14 @@ def _token(instance: Instance, user: tuple[str, str]) -> str:
     return value
 
 
-def _oid(token: str) -> str:
+def _claims(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
-    claims = yaml.safe_load(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return str(claims["oid"])
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+def _oid(token: str) -> str:
+    return str(_claims(token)["oid"])
 
 
 @dataclass(frozen=True)
@@ -100,16 +122,21 @@ class World:
     pia_oid: str
     one: Organization
     two: Organization
+    rosa: str
+    exempt_id: str  # the group's object id
 
 
 @pytest.fixture(scope="module")
 def world(entryway: Instance) -> World:
     apply_config(entryway.runtime, yaml.safe_load(CONFIG), source="test_pat_policies")
-    pia, quinn = _token(entryway, PIA), _token(entryway, QUINN)
+    pia, quinn, rosa = _token(entryway, PIA), _token(entryway, QUINN), _token(entryway, ROSA)
     with entryway.runtime.db.read() as session:
         orgs = OrgService(session, entryway.clock)
         one, two = orgs.get(ONE), orgs.get(TWO)
-    return World(entryway, pia, quinn, _oid(quinn), _oid(pia), one, two)
+        directory = DirectoryService(session, entryway.clock, entryway.runtime.digester)
+        exempt = GroupService(session, entryway.clock).find_group(directory.find_tenant(TENANT_ID), EXEMPT)
+    assert exempt.object_id in _claims(rosa)["groups"]  # transitively, through Release Team
+    return World(entryway, pia, quinn, _oid(quinn), _oid(pia), one, two, rosa, exempt.object_id)
 
 
 @contextmanager
@@ -384,3 +411,49 @@ def test_a_pat_records_its_source(world: World) -> None:
         ).one()
         assert row.source == "api"
         assert row.owner_groups == []
+
+
+# --- group allowlists: the groups claim at creation, the owner_groups snapshot at use ------------------------
+
+
+def test_a_group_on_the_allowlist_exempts_its_transitive_members(world: World) -> None:
+    group = AllowlistEntry(world.exempt_id, "group", EXEMPT)
+    with policies(world) as service:
+        service.set_tenant_policy(TENANT_ID, None, restrict_global=True, restrict_full_scope=True)
+        service.set_org_policy(world.one, None, restrict_creation=True)
+        for name in ("restrictGlobal", "restrictFullScope"):
+            service.allow(TENANT, TENANT_ID, name, group, None)
+        service.allow(ORGANIZATION, world.one.id, "restrictCreation", group, None)
+    pat = created(new(world, world.rosa, allOrgs=True, scope="app_token"))
+    assert pat["targetAccounts"] is None
+    refused(new(world, world.pia, allOrgs=True, scope="app_token"), "disablePatCreationPolicyViolation")
+    refused(new(world, world.pia, org=TWO, allOrgs=True), "globalPatPolicyViolation")
+    refused(new(world, world.pia, org=TWO, scope="app_token"), "fullScopePatPolicyViolation")
+    with world.instance.runtime.db.read() as session:
+        row = session.get(PersonalAccessTokenRow, pat["authorizationId"])
+        assert row is not None
+        assert world.exempt_id in row.owner_groups  # the snapshot the token's groups claim gave
+
+
+def test_a_global_pat_of_an_allowlisted_groups_member_works_where_creation_is_restricted(
+    world: World,
+) -> None:
+    global_pat = created(new(world, world.rosa, allOrgs=True, scope="vso.project"))["token"]
+    with policies(world) as service:
+        service.set_org_policy(world.two, None, restrict_creation=True)
+    assert use(world, global_pat, TWO) == 401
+    with policies(world) as service:
+        service.allow(
+            ORGANIZATION, world.two.id, "restrictCreation", AllowlistEntry(world.exempt_id, "group"), None
+        )
+    assert use(world, global_pat, TWO) == 200
+
+
+def test_a_group_allowlist_lifts_the_maximum_lifespan(world: World) -> None:
+    with policies(world) as service:
+        service.set_tenant_policy(TENANT_ID, None, max_lifespan_days=7)
+        service.allow(TENANT, TENANT_ID, "maxLifespan", AllowlistEntry(world.exempt_id, "group"), None)
+    pat = created(new(world, world.rosa, validTo=_in(60, world)))
+    assert _time(pat["validTo"]) > world.instance.clock.now() + timedelta(days=59)
+    clamped = created(new(world, world.pia, validTo=_in(60, world)))
+    assert _time(clamped["validTo"]) < world.instance.clock.now() + timedelta(days=7, minutes=1)

@@ -1117,6 +1117,7 @@ import entryway.cli.audit  # noqa: E402, F401  (registers `entryway audit` on `a
 from entryway.cli import groups as _groups  # noqa: E402, F401  (registers `entryway group`, `entryway user role`)
 from entryway.cli import leaks as _leaks  # noqa: E402, F401  (registers `entryway leaks`)
 from entryway.cli import notifications as _notifications  # noqa: E402, F401  (registers `entryway notifications`)
+from entryway.cli import pat_policies as _pat_policies  # noqa: E402, F401  (registers `entryway pats policy`)
 from entryway.cli import pats  # noqa: E402, F401  (registers `entryway pats` on `app`)
 
 

@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from entryway.config.members import add_member, find_member
+from entryway.config.pat_policies import apply_org_pat_policies, apply_tenant_extras
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.leaks.service import LeakReporterError, LeakReporterService
 from entryway.devops.orgs.service import AccessLevel, Organization, OrgError, OrgService
@@ -145,9 +146,13 @@ def apply_config(
         for tenant_cfg in root.items("tenants"):
             with _at(tenant_cfg):
                 _apply_tenant(directory, tenant_cfg, report)
+                apply_tenant_extras(session, runtime.clock, directory, tenant_cfg, report=report, actor=actor)
         for org_cfg in root.items("organizations"):
             with _at(org_cfg):
                 org = _apply_org(directory, orgs, org_cfg, report)
+                apply_org_pat_policies(
+                    session, runtime.clock, directory, org, org_cfg, report=report, actor=actor
+                )
             for project_cfg in org_cfg.items("projects"):
                 with _at(project_cfg):
                     _apply_project(
@@ -204,6 +209,8 @@ def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport
             "users",
             "apps",
             "managed_identities",
+            "groups",
+            "pat_policies",
         }
     )
     tenant_id = cfg.text("id")
@@ -294,7 +301,7 @@ def _apply_tenant_settings(
 
 def _apply_users(directory: DirectoryService, tenant: TenantRow, cfg: _Reader, report: ApplyReport) -> None:
     for user_cfg in cfg.items("users"):
-        user_cfg.check_keys({"upn", "password", "display_name", "mfa_required"})
+        user_cfg.check_keys({"upn", "password", "display_name", "mfa_required", "roles"})
         upn = user_cfg.text("upn", required=True)
         assert upn is not None
         mfa = user_cfg.boolean("mfa_required")
@@ -478,7 +485,7 @@ def _apply_managed_identities(
 def _apply_org(
     directory: DirectoryService, orgs: OrgService, cfg: _Reader, report: ApplyReport
 ) -> Organization:
-    cfg.check_keys({"name", "tenant", "members", "projects"})
+    cfg.check_keys({"name", "tenant", "members", "projects", "pat_policies"})
     name = cfg.text("name", required=True)
     tenant_ref = cfg.text("tenant", required=True)
     assert name is not None

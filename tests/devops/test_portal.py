@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -23,7 +24,9 @@ from entryway.devops.orgs.service import OrgService
 from entryway.devops.pats.policy import LOCAL_ACTOR, PatPolicyService
 from entryway.devops.portal.sessions import SESSION_COOKIE, SIGN_IN_COOKIE
 from entryway.identity.directory.first_party import DEVOPS_WEB
+from entryway.identity.directory.groups import GroupService
 from entryway.identity.directory.installation import DEVOPS_WEB_SECRET_KEY_ID
+from entryway.identity.directory.service import DirectoryService
 from entryway.store.models import ClientSecretRow, PersonalAccessTokenRow, UserRow, WebSessionRow
 from tests.conftest import (
     CHEN,
@@ -43,6 +46,10 @@ TOKENS = f"/{ORG}/_usersSettings/tokens"
 # tailspin, an organization of these tests alone, so no other test's policy reaches them.
 PIA = SignInUser("pia@contoso.test", "Pia-Uses-The-Pages-0042", "Pia Portal", mfa=True)
 QUINN = SignInUser("quinn@contoso.test", "Quinn-Posts-Forms-0042", "Quinn Forms", mfa=False)
+# Rosa is a Project Collection Administrator of tailspin; Tess an Azure DevOps Administrator of the tenant.
+ROSA = SignInUser("rosa@contoso.test", "Rosa-Runs-The-Org-0042", "Rosa OrgAdmin", mfa=False)
+TESS = SignInUser("tess@contoso.test", "Tess-Runs-The-Tenant-0042", "Tess TenantAdmin", mfa=False)
+PORTAL_GROUP = "portal-testers"
 PORTAL_CONFIG = f"""\
 tenants:
   - id: {CONTOSO_TENANT}
@@ -56,6 +63,14 @@ tenants:
         password: "{QUINN.password}"
         display_name: {QUINN.display_name}
         mfa_required: false
+      - upn: {ROSA.upn}
+        password: "{ROSA.password}"
+        display_name: {ROSA.display_name}
+        mfa_required: false
+      - upn: {TESS.upn}
+        password: "{TESS.password}"
+        display_name: {TESS.display_name}
+        mfa_required: false
 organizations:
   - name: {ORG}
     tenant: contoso.test
@@ -64,6 +79,11 @@ organizations:
         access: basic
       - user: {QUINN.upn}
         access: basic
+      - user: {ROSA.upn}
+        access: basic
+        organization_admin: true
+      - user: {TESS.upn}
+        access: basic
 """
 
 
@@ -71,6 +91,7 @@ organizations:
 class Portal:
     instance: Instance
     org_id: str
+    group_id: str  # portal-testers, whose one member is Quinn
 
     def url(self, path: str) -> str:
         return f"{self.instance.devops}{path}"
@@ -78,11 +99,19 @@ class Portal:
 
 @pytest.fixture(scope="module")
 def portal(entryway: Instance) -> Portal:
-    apply_config(entryway.runtime, yaml.safe_load(PORTAL_CONFIG), source="test_portal")
-    with entryway.runtime.db.read() as session:
-        org = OrgService(session, entryway.clock).find(ORG)
+    runtime = entryway.runtime
+    apply_config(runtime, yaml.safe_load(PORTAL_CONFIG), source="test_portal")
+    with runtime.db.unit_of_work() as session:
+        directory = DirectoryService(session, runtime.clock, runtime.digester)
+        tenant = directory.find_tenant(CONTOSO_TENANT)
+        groups = GroupService(session, runtime.clock)
+        groups.add_role(tenant, directory.get_user(TESS.upn), "Azure DevOps Administrator")
+        group = groups.find_group_or_none(tenant, PORTAL_GROUP) or groups.create_group(tenant, PORTAL_GROUP)
+        groups.add_member(tenant, PORTAL_GROUP, groups.resolve_member(tenant, user=QUINN.upn))
+        group_id = group.object_id
+        org = OrgService(session, runtime.clock).find(ORG)
         assert org is not None
-        return Portal(entryway, org.id)
+        return Portal(entryway, org.id, group_id)
 
 
 def signed_in(portal: Portal, user: SignInUser) -> tuple[requests.Session, str]:
@@ -484,3 +513,220 @@ def test_in_chromium_a_policy_violation_is_explained(portal: Portal, browser: Br
             assert org is not None
             PatPolicyService(session, runtime.clock).set_org_policy(org, LOCAL_ACTOR, restrict_creation=False)
     assert _pats_named(portal, "blocked by policy") == []
+
+
+# --- the administrators' pages -------------------------------------------------------------------------------
+
+ORG_POLICY = f"/{ORG}/_settings/organizationPolicy"
+TENANT_POLICY = f"/{ORG}/_settings/organizationAad"
+REPORT = f"/{ORG}/_settings/pats"
+
+
+def _org_policy(portal: Portal) -> Any:
+    runtime = portal.instance.runtime
+    with runtime.db.read() as session:
+        return PatPolicyService(session, runtime.clock).org_policy(portal.org_id)
+
+
+def _tenant_policy(portal: Portal) -> Any:
+    runtime = portal.instance.runtime
+    with runtime.db.read() as session:
+        return PatPolicyService(session, runtime.clock).tenant_policy(CONTOSO_TENANT)
+
+
+def _create_over_http(portal: Portal, http: requests.Session, name: str, **fields: str) -> requests.Response:
+    html = http.get(portal.url(TOKENS), timeout=30).text
+    form = {"csrf": csrf_of(html), "name": name, "organization": "this", "expires": "30", "access": "custom"}
+    return http.post(portal.url(TOKENS), data={**form, "family-0": "vso.code", **fields}, timeout=30)
+
+
+def test_a_member_who_is_no_administrator_is_refused_the_admin_pages(portal: Portal) -> None:
+    http, html = signed_in(portal, QUINN)
+    assert "navOrgPolicy" not in parse_page(html).text_by_id
+    for path in (ORG_POLICY, TENANT_POLICY, REPORT):
+        assert http.get(portal.url(path), timeout=30).status_code == 403, path
+    for path, data in (
+        (ORG_POLICY, {"action": "policy", "restrict_creation": "on"}),
+        (TENANT_POLICY, {"action": "policy", "restrict_global": "on", "auto_revoke_leaked": "on"}),
+    ):
+        assert (
+            http.post(portal.url(path), data={**data, "csrf": csrf_of(html)}, timeout=30).status_code == 403
+        )
+    assert not _org_policy(portal).restrict_creation
+    assert not _tenant_policy(portal).restrict_global
+    org_admin, _ = signed_in(portal, ROSA)
+    assert org_admin.get(portal.url(TENANT_POLICY), timeout=30).status_code == 403, (
+        "an org admin is no tenant admin"
+    )
+
+
+def test_an_org_admin_restricts_creation_and_allowlists_a_user_and_a_group(portal: Portal) -> None:
+    admin, html = signed_in(portal, ROSA)
+    assert parse_page(html).text_by_id.get("navOrgPolicy") == "Organization policies"
+    page = admin.get(portal.url(ORG_POLICY), timeout=30)
+    assert page.status_code == 200
+    csrf = csrf_of(page.text)
+
+    def post(**data: str) -> requests.Response:
+        return admin.post(portal.url(ORG_POLICY), data={"csrf": csrf, **data}, timeout=30)
+
+    quinn, _ = signed_in(portal, QUINN)
+    try:
+        assert post(action="policy", restrict_creation="on").status_code == 200  # 303 to ?saved=1
+        assert _org_policy(portal).restrict_creation
+        refused = _create_over_http(portal, quinn, "refused by the org")
+        assert refused.status_code == 400
+        assert "restricts the creation of personal access tokens" in refused.text
+
+        saved = post(action="allow", kind="group", principal=portal.group_id, name=PORTAL_GROUP)
+        assert "Saved." in saved.text
+        assert PORTAL_GROUP in saved.text
+        allowed, _ = signed_in(portal, QUINN)  # a new sign-in: the groups claim now lists portal-testers
+        assert _create_over_http(portal, allowed, "allowed by group").status_code == 200
+        assert post(action="disallow", principal_id=portal.group_id).status_code == 200
+
+        assert post(action="allow", kind="user", principal=QUINN.upn.upper()).status_code == 200
+        assert [e.display_name for e in _org_policy(portal).allowlist] == [QUINN.display_name]
+        assert _create_over_http(portal, quinn, "allowed by name").status_code == 200
+
+        for data, message in (
+            ({"kind": "user", "principal": "nobody@contoso.test"}, "No user 'nobody@contoso.test'"),
+            ({"kind": "group", "principal": "not-a-guid"}, "is not an object id"),
+            ({"kind": "robot", "principal": QUINN.upn}, "Choose a user or a group."),
+        ):
+            bad = post(action="allow", **data)
+            assert bad.status_code == 400
+            assert message in parse_page(bad.text).text_by_id["errorText"]
+        assert post(action="dance").status_code == 400
+        no_csrf = admin.post(portal.url(ORG_POLICY), data={"action": "policy"}, timeout=30)
+        assert no_csrf.status_code == 403
+        assert _org_policy(portal).restrict_creation, "the refused form changed nothing"
+    finally:
+        runtime = portal.instance.runtime
+        with runtime.db.unit_of_work() as session:
+            org = OrgService(session, runtime.clock).find(ORG)
+            assert org is not None
+            service = PatPolicyService(session, runtime.clock)
+            service.set_org_policy(org, LOCAL_ACTOR, restrict_creation=False, packaging_only=False)
+            for entry in service.org_policy(org.id).allowlist:
+                service.disallow(
+                    "organization", org.id, "restrictCreation", entry.principal_object_id, LOCAL_ACTOR
+                )
+
+
+def test_the_tenant_admins_page_sets_the_tenant_policies(portal: Portal) -> None:
+    admin, html = signed_in(portal, TESS)
+    assert parse_page(html).text_by_id.get("navTenantPolicy") == "Microsoft Entra policies"
+    assert admin.get(portal.url(ORG_POLICY), timeout=30).status_code == 403, "a tenant admin is no org admin"
+    page = admin.get(portal.url(TENANT_POLICY), timeout=30)
+    assert page.status_code == 200
+    csrf = csrf_of(page.text)
+
+    def post(**data: str) -> requests.Response:
+        return admin.post(portal.url(TENANT_POLICY), data={"csrf": csrf, **data}, timeout=30)
+
+    quinn, _ = signed_in(portal, QUINN)
+    try:
+        saved = post(action="policy", restrict_full_scope="on", max_lifespan="on", max_lifespan_days="7")
+        assert "Saved." in saved.text
+        policy = _tenant_policy(portal)
+        assert (policy.restrict_full_scope, policy.max_lifespan_days) == (True, 7)
+        assert not policy.auto_revoke_leaked, "an unticked box turns it off"
+        full = _create_over_http(portal, quinn, "full scope", access="full")
+        assert full.status_code == 400
+        assert "restricts full-scoped personal access tokens" in full.text
+        for days in ("0", "366", "seven", ""):
+            bad = post(action="policy", max_lifespan="on", max_lifespan_days=days)
+            assert bad.status_code == 400, days
+            assert "from 1 to 365" in parse_page(bad.text).text_by_id["errorText"]
+        assert _tenant_policy(portal).max_lifespan_days == 7
+        assert (
+            post(action="allow", policy="restrictFullScope", kind="user", principal=QUINN.upn).status_code
+            == 200
+        )
+        assert _create_over_http(portal, quinn, "full scope allowed", access="full").status_code == 200
+        bad_policy = post(action="allow", policy="restrictEverything", kind="user", principal=QUINN.upn)
+        assert bad_policy.status_code == 400
+    finally:
+        runtime = portal.instance.runtime
+        with runtime.db.unit_of_work() as session:
+            service = PatPolicyService(session, runtime.clock)
+            service.set_tenant_policy(
+                CONTOSO_TENANT,
+                LOCAL_ACTOR,
+                restrict_global=False,
+                restrict_full_scope=False,
+                max_lifespan_days=None,
+                auto_revoke_leaked=True,
+            )
+            for policy_name, entries in service.tenant_policy(CONTOSO_TENANT).allowlists.items():
+                for entry in entries:
+                    service.disallow(
+                        "tenant", CONTOSO_TENANT, policy_name, entry.principal_object_id, LOCAL_ACTOR
+                    )
+
+
+def test_the_report_lists_the_pats_usable_in_the_organization(portal: Portal) -> None:
+    quinn, _ = signed_in(portal, QUINN)
+    assert _create_over_http(portal, quinn, "for the report").status_code == 200
+    admin, _ = signed_in(portal, ROSA)
+    page = admin.get(portal.url(REPORT), timeout=30)
+    assert page.status_code == 200
+    row = next(r for r in page.text.split("<tr") if "for the report" in r)
+    assert QUINN.upn in row
+    assert "unused" in row
+    assert "revoke it" in row, "never used: nothing needs it"
+
+
+def test_in_chromium_administrators_set_policies_and_read_the_report(
+    portal: Portal, browser: Browser
+) -> None:
+    instance = portal.instance
+    try:
+        with fresh_page(browser) as page:
+            page.goto(portal.url(ORG_POLICY))
+            sign_in(page, instance, ROSA)
+            page.wait_for_url(portal.url(ORG_POLICY))
+            page.check("#restrictCreation")
+            page.check("#packagingOnly")
+            page.click("#saveOrgPolicy")
+            page.wait_for_url(portal.url(ORG_POLICY + "?saved=1"))
+            assert page.is_checked("#restrictCreation")
+            assert page.is_checked("#packagingOnly")
+            screenshot(page, "pat-org-policy")
+            policy = _org_policy(portal)
+            assert (policy.restrict_creation, policy.packaging_only) == (True, True)
+
+            with fresh_page(browser) as member:
+                member.goto(portal.url(TOKENS))
+                sign_in(member, instance, QUINN)
+                member.wait_for_url(portal.url(TOKENS))
+                assert member.locator("#packagingOnly").count() == 1
+                assert member.locator("#accessFull").count() == 0, "no full access on offer"
+                _create(member, "feed reader", "vso.packaging")
+                assert len(member.input_value("#newToken")) == 84
+
+            page.click("#navReport")
+            page.wait_for_url(portal.url(REPORT))
+            assert page.locator("#report tr", has_text="feed reader").count() == 1
+            screenshot(page, "pat-report")
+
+        with fresh_page(browser) as page:
+            page.goto(portal.url(TENANT_POLICY))
+            sign_in(page, instance, TESS)
+            page.wait_for_url(portal.url(TENANT_POLICY))
+            page.check("#restrictGlobal")
+            page.click("#saveTenantPolicy")
+            page.wait_for_url(portal.url(TENANT_POLICY + "?saved=1"))
+            assert _tenant_policy(portal).restrict_global
+            screenshot(page, "pat-tenant-policy")
+    finally:
+        runtime = instance.runtime
+        with runtime.db.unit_of_work() as session:
+            org = OrgService(session, runtime.clock).find(ORG)
+            assert org is not None
+            service = PatPolicyService(session, runtime.clock)
+            service.set_org_policy(org, LOCAL_ACTOR, restrict_creation=False, packaging_only=False)
+            service.set_tenant_policy(
+                CONTOSO_TENANT, LOCAL_ACTOR, restrict_global=False, auto_revoke_leaked=True
+            )

@@ -22,7 +22,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.notifications.service import NotificationNotFound, NotificationService
@@ -53,6 +52,11 @@ DEFAULT_EXPIRY_DAYS = 30
 # The newest notifications the token page shows.
 MAX_NOTIFICATIONS = 20
 
+# Directory role template ids (Entra's): who sets the tenant's PAT policies (devops-wire-contract 4).
+AZURE_DEVOPS_ADMINISTRATOR = "e3973bdf-4987-49ae-837a-ba8e231c7286"
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+TENANT_ADMIN_ROLES = frozenset({AZURE_DEVOPS_ADMINISTRATOR, GLOBAL_ADMINISTRATOR})
+
 PageHandler = Callable[[Request, "Visit"], Awaitable[Response]]
 
 
@@ -68,6 +72,16 @@ class Visit:
     @property
     def owner(self) -> Owner:
         return Owner(self.web.object_id, self.web.tenant_id, self.member.principal_name)
+
+    @property
+    def is_org_admin(self) -> bool:
+        """A Project Collection Administrator of the organization."""
+        return self.member.organization_admin
+
+    @property
+    def is_tenant_admin(self) -> bool:
+        """An Azure DevOps Administrator or Global Administrator of the tenant (the sign-in's `wids`)."""
+        return bool(self.web.wids & TENANT_ADMIN_ROLES)
 
     @property
     def requester(self) -> Requester:
@@ -89,23 +103,6 @@ def safe_reply_to(value: str | None) -> str | None:
     if not value or len(value) > _MAX_REPLY_TO or "//" in value or not _REPLY_TO.match(value):
         return None
     return value
-
-
-def portal_routes(router: DevOpsRouter) -> list[BaseRoute]:
-    """The web pages, when the installation gave the DevOps service its web client secret."""
-    if router.ctx.web_client_secret is None or router.ctx.digester is None:
-        return []
-    pages = PortalPages(router)
-    return [
-        Route("/_signin", pages.sign_in, methods=["GET"]),
-        Route("/_signedin", pages.signed_in, methods=["GET"]),
-        Route("/_signout", pages.sign_out, methods=["POST"]),
-        Route("/_signedout", pages.signed_out, methods=["GET"]),
-        Route("/_portal/portal.css", pages.stylesheet, methods=["GET"]),
-        Route(TOKENS_PATH, pages.member_page(pages.tokens), methods=["GET", "POST"]),
-        Route(TOKENS_PATH + "/revoke", pages.member_page(pages.revoke), methods=["POST"]),
-        Route(TOKENS_PATH + "/notifications/read", pages.member_page(pages.mark_read), methods=["POST"]),
-    ]
 
 
 class PortalPages:
@@ -243,7 +240,7 @@ class PortalPages:
         if web is None:
             return RedirectResponse("/_signedout", status_code=303)
         if form is None or not csrf_valid(self.digester, _CSRF_PURPOSE, cookie, form.get("csrf")):
-            return self._csrf_refused()
+            return self.csrf_refused()
         await self.router.write(lambda s: WebSessions(s, self.ctx.clock, self.digester).end(cookie))
         response = RedirectResponse(self.oidc.logout_url(web.tenant_id), status_code=303)
         self._clear_cookie(response, SESSION_COOKIE)
@@ -267,7 +264,7 @@ class PortalPages:
             cookie = request.cookies.get(SESSION_COOKIE)
             web = await self.router.read(lambda s: WebSessions(s, self.ctx.clock, self.digester).find(cookie))
             if web is None or cookie is None or web.tenant_id != org.tenant_id:
-                return self._to_sign_in(TOKENS_PATH.format(org=org.name))
+                return self._to_sign_in(safe_reply_to(request.url.path) or TOKENS_PATH.format(org=org.name))
             member = await self.router.find_member(org, web.object_id)
             if member is None:
                 log.info("web page refused: %s is not a member of %s", web.object_id, org.name)
@@ -290,14 +287,14 @@ class PortalPages:
             return None
         return {k: v for k, v in pairs if len(v) <= _MAX_FIELD}
 
-    async def _checked_form(self, request: Request, visit: Visit) -> dict[str, str] | None:
+    async def checked_form(self, request: Request, visit: Visit) -> dict[str, str] | None:
         form = await self._form(request)
         if form is None or not csrf_valid(self.digester, _CSRF_PURPOSE, visit.cookie, form.get("csrf")):
             log.info("web form refused: missing or wrong CSRF token on %s", request.url.path)
             return None
         return form
 
-    def _csrf_refused(self, visit: Visit | None = None) -> Response:
+    def csrf_refused(self, visit: Visit | None = None) -> Response:
         return self.message(
             "This page expired",
             "The form was sent without this page's security token. Reload the page and try again.",
@@ -385,9 +382,9 @@ class PortalPages:
     async def tokens(self, request: Request, visit: Visit) -> Response:
         if request.method == "GET":
             return await self.router.read(lambda s: self._tokens_page(s, visit))
-        form = await self._checked_form(request, visit)
+        form = await self.checked_form(request, visit)
         if form is None:
-            return self._csrf_refused(visit)
+            return self.csrf_refused(visit)
         return await self._create(request, visit, form)
 
     async def _create(self, request: Request, visit: Visit, form: Mapping[str, str]) -> Response:
@@ -424,9 +421,9 @@ class PortalPages:
         return await self.router.read(lambda s: self._tokens_page(s, visit, created=pat))
 
     async def revoke(self, request: Request, visit: Visit) -> Response:
-        form = await self._checked_form(request, visit)
+        form = await self.checked_form(request, visit)
         if form is None:
-            return self._csrf_refused(visit)
+            return self.csrf_refused(visit)
         actor = visit.actor(request)
         try:
             await self.router.write(
@@ -441,9 +438,9 @@ class PortalPages:
         return RedirectResponse(TOKENS_PATH.format(org=visit.org.name), status_code=303)
 
     async def mark_read(self, request: Request, visit: Visit) -> Response:
-        form = await self._checked_form(request, visit)
+        form = await self.checked_form(request, visit)
         if form is None:
-            return self._csrf_refused(visit)
+            return self.csrf_refused(visit)
         try:
             await self.router.write(
                 lambda s: NotificationService(s, self.ctx.clock).mark_read(

@@ -25,7 +25,7 @@ from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pats.routes import pats_routes
 from entryway.devops.pats.sessiontokens import sessiontokens_routes
-from entryway.devops.portal.pages import portal_routes
+from entryway.devops.portal.routes import portal_routes
 from entryway.devops.projects.routes import projects_routes
 from entryway.devops.web.routing import (
     ANY_SCOPE,

@@ -35,7 +35,7 @@ from entryway.devops.pats.policy import (
 from entryway.devops.pats.service import Owner, PatError, PatErrorKind, PatService
 from entryway.identity.directory.groups import GroupService
 from entryway.identity.directory.service import DirectoryService
-from entryway.store.models import PersonalAccessTokenRow
+from entryway.store.models import AuditEventRow, PersonalAccessTokenRow
 from tests.conftest import AZURE_CLI_ID, DEVOPS_SCOPE, Instance, form_post
 
 TENANT_ID = "5e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a6b"
@@ -288,6 +288,18 @@ def test_max_lifespan_clamps_creation(world: World) -> None:
         assert _time(pat["validTo"]) <= after + timedelta(days=7)
     shorter = created(new(world, world.pia, validTo=_in(3, world)))
     assert _time(shorter["validTo"]) < before + timedelta(days=3, minutes=1)
+    with world.instance.runtime.db.read() as session:
+        audited = {
+            d["authorizationId"]: d
+            for d in session.scalars(
+                select(AuditEventRow.details).where(
+                    AuditEventRow.action == "Token.Create", AuditEventRow.organization_id == world.one.id
+                )
+            )
+        }
+    assert audited[asked["authorizationId"]]["validToClampedByPolicy"] is True
+    assert audited[asked["authorizationId"]]["source"] == "api"
+    assert "validToClampedByPolicy" not in audited[shorter["authorizationId"]]
 
 
 def test_max_lifespan_refuses_an_extension_past_creation_plus_the_maximum(world: World) -> None:

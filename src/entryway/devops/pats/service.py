@@ -310,6 +310,7 @@ class PatService:
             tenant, self._policies.org_policy(org.id), requester, scope=scope_string, all_orgs=all_orgs
         )
         limit = self._max_lifespan(tenant, requester)
+        clamped = limit is not None and expires > now + limit
         if limit is not None:
             expires = min(expires, now + limit)
         if self._digester is None:
@@ -334,7 +335,7 @@ class PatService:
             source=source,
         )
         self._repo.add(row)
-        self._audit(org, actor, "Token.Create", row)
+        self._audit(org, actor, "Token.Create", row, clamped=clamped)
         return Pat.from_row(row, token)
 
     def list_pats(
@@ -463,6 +464,7 @@ class PatService:
         row: PersonalAccessTokenRow,
         *,
         changed: list[str] | None = None,
+        clamped: bool = False,
     ) -> None:
         details: dict[str, Any] = {
             "authorizationId": row.authorization_id,
@@ -470,9 +472,12 @@ class PatService:
             "scope": row.scope,
             "allOrgs": row.organization_id is None,
             "validTo": as_utc(row.valid_to).isoformat(),
+            "source": row.source,
         }
         if changed is not None:
             details["changed"] = changed
+        if clamped:
+            details["validToClampedByPolicy"] = True  # the tenant's maximum lifespan shortened it
         record_change_by(
             self._session, clock=self._clock, organization=org, actor=actor, action=action, details=details
         )

@@ -6,31 +6,41 @@ tests also take docs/screenshots/pat-*.png (written when ENTRYWAY_SCREENSHOTS=1)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+import jwt
 import pytest
 import requests
 import yaml
+from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
 from entryway.config.declarative import apply_config
+from entryway.devops.auth.jwks import IdentityKeySource
 from entryway.devops.notifications.service import NotificationService
 from entryway.devops.orgs.service import OrgService
 from entryway.devops.pats.policy import LOCAL_ACTOR, PatPolicyService
+from entryway.devops.portal.oidc import OidcClient, PendingSignIn, SignInFailed
 from entryway.devops.portal.sessions import SESSION_COOKIE, SIGN_IN_COOKIE
 from entryway.identity.directory.first_party import DEVOPS_WEB
 from entryway.identity.directory.groups import GroupService
 from entryway.identity.directory.installation import DEVOPS_WEB_SECRET_KEY_ID
 from entryway.identity.directory.service import DirectoryService
+from entryway.keys.signer import KeyringSigner
 from entryway.store.models import ClientSecretRow, PersonalAccessTokenRow, UserRow, WebSessionRow
 from tests.conftest import (
+    AZURE_CLI_ID,
     CHEN,
     CONTOSO_TENANT,
+    NORTHWIND_TENANT,
     Instance,
     SignInUser,
     identity_session,
@@ -256,6 +266,84 @@ def test_the_answer_is_taken_only_in_the_browser_that_started_the_sign_in(portal
     assert taken.status_code == 303, taken.text
     assert taken.headers["location"] == TOKENS
     assert mine.cookies.get(SESSION_COOKIE) is not None
+
+
+def _id_token_claims(portal: Portal, pending: PendingSignIn) -> dict[str, Any]:
+    now = int(portal.instance.clock.timestamp())
+    return {
+        "aud": DEVOPS_WEB.app_id,
+        "iss": f"{portal.instance.identity}/{CONTOSO_TENANT}/v2.0",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "tid": CONTOSO_TENANT,
+        "oid": "11111111-2222-4333-8444-555555555555",
+        "nonce": pending.nonce,
+        "name": "Forged Person",
+    }
+
+
+def _verify_id_token(portal: Portal, token: str, pending: PendingSignIn) -> dict[str, Any]:
+    """The DevOps origin's check of an ID token, with the identity platform's keys fetched over TLS."""
+    instance = portal.instance
+    client = OidcClient(
+        identity_origin=instance.identity,
+        devops_origin=instance.devops,
+        client_secret="unused",
+        digester=instance.runtime.digester,
+        clock=instance.clock,
+    )
+
+    async def verify() -> dict[str, Any]:
+        tls = ssl.create_default_context(cafile=instance.ca_bundle)
+        async with httpx.AsyncClient(verify=tls) as http:
+            keys = IdentityKeySource(instance.identity, http, instance.clock)
+            return await client.verify_id_token(keys, token, pending)
+
+    return asyncio.run(verify())
+
+
+@pytest.mark.parametrize(
+    ("changes", "refusal"),
+    [
+        ({}, None),
+        ({"nonce": "another-sign-in"}, "nonce"),
+        ({"aud": AZURE_CLI_ID}, "InvalidAudienceError"),
+        ({"iss": "https://login.microsoftonline.com/x/v2.0"}, "InvalidIssuerError"),
+        ({"tid": NORTHWIND_TENANT}, "tid"),
+        ({"exp": 1}, "exp"),
+        ({"iat": 4_000_000_000}, "iat"),
+        ({"nonce": None}, "MissingRequiredClaimError"),
+        ({"oid": None}, "MissingRequiredClaimError"),
+    ],
+)
+def test_the_id_token_is_verified_claim_by_claim(
+    portal: Portal, changes: dict[str, Any], refusal: str | None
+) -> None:
+    """ID tokens signed with the identity platform's own key (so only the claims differ), through the JWKS the
+    DevOps origin fetches over TLS."""
+    pending = PendingSignIn(CONTOSO_TENANT, TOKENS, "the-nonce-of-this-sign-in", "verifier")
+    claims = {k: v for k, v in {**_id_token_claims(portal, pending), **changes}.items() if v is not None}
+    token = KeyringSigner(portal.instance.runtime.keyring).sign(claims)
+    if refusal is None:
+        assert _verify_id_token(portal, token, pending)["name"] == "Forged Person"
+        return
+    with pytest.raises(SignInFailed, match=refusal):
+        _verify_id_token(portal, token, pending)
+
+
+def test_an_unsigned_or_foreign_id_token_is_refused(portal: Portal) -> None:
+    pending = PendingSignIn(CONTOSO_TENANT, TOKENS, "nonce", "verifier")
+    claims = _id_token_claims(portal, pending)
+    foreign_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tokens = {
+        "algorithm": jwt.encode(claims, "", algorithm="none"),
+        "kid": jwt.encode(claims, foreign_key, algorithm="RS256", headers={"kid": "not-published"}),
+        "header": "not.a.jwt",
+    }
+    for refusal, token in tokens.items():
+        with pytest.raises(SignInFailed, match=refusal):
+            _verify_id_token(portal, token, pending)
 
 
 def test_an_error_answer_is_shown_not_followed(portal: Portal) -> None:

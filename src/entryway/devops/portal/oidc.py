@@ -171,7 +171,7 @@ class OidcClient:
             raise SignInFailed("no id_token in the token response")
         if self._keys is None:
             self._keys = IdentityKeySource(self._identity, http, self._clock)
-        claims = await self._verify_id_token(self._keys, id_token, pending)
+        claims = await self.verify_id_token(self._keys, id_token, pending)
         return SignedInUser(
             object_id=str(claims["oid"]),
             tenant_id=str(claims["tid"]),
@@ -182,7 +182,7 @@ class OidcClient:
             amr=_strings(claims.get("amr")),
         )
 
-    async def _verify_id_token(
+    async def verify_id_token(
         self, keys: IdentityKeySource, token: str, pending: PendingSignIn
     ) -> dict[str, Any]:
         try:
@@ -202,7 +202,6 @@ class OidcClient:
                 algorithms=[PINNED_ALGORITHM],
                 audience=DEVOPS_WEB.app_id,
                 issuer=f"{self._identity}/{pending.tenant_id}/v2.0",
-                leeway=CLOCK_SKEW_LEEWAY_SECONDS,
                 options={
                     "require": list(REQUIRED_CLAIMS),
                     "verify_signature": True,

@@ -32,8 +32,18 @@ from entryway.config.declarative import apply_config
 from entryway.devops.orgs.service import Organization, OrgService
 from entryway.devops.pats.format import is_well_formed
 from entryway.devops.pats.policy import ORGANIZATION, AllowlistEntry, PatPolicyService, PolicyName
+from entryway.identity.directory.groups import GroupService
+from entryway.identity.directory.service import DirectoryService
 from entryway.store.models import AuditEventRow, PersonalAccessTokenRow
-from tests.conftest import ADA, CONTOSO_TENANT, DEVOPS_SCOPE, Instance, complete_device_login
+from tests.conftest import (
+    ADA,
+    AZURE_CLI_ID,
+    CONTOSO_TENANT,
+    DEVOPS_SCOPE,
+    Instance,
+    complete_device_login,
+    form_post,
+)
 from tests.devops.test_git import ORG, GitWorld, commit_file, git, git_world, ok
 from tests.devops.test_pat_auth import make_pat
 
@@ -360,12 +370,26 @@ def test_dotnet_min_value_valid_to_means_the_default_lifetime(gcm: Gcm, git_worl
 # --- the PAT policies apply (devops-wire-contract 4) ------------------------------------------------------
 
 STRICT_ORG = "gcm-strict"
+GROUPED = ("gcmgroup@contoso.test", "Gcm-Group-Member-0042")  # in GROUP, which the tests allowlist
+GROUP = "GCM PAT Makers"
 STRICT_CONFIG = f"""\
+tenants:
+  - id: {CONTOSO_TENANT}
+    domains: [contoso.test]
+    users:
+      - upn: {GROUPED[0]}
+        password: "{GROUPED[1]}"
+        mfa_required: false
+    groups:
+      - name: {GROUP}
+        members: [{{user: {GROUPED[0]}}}]
 organizations:
   - name: {STRICT_ORG}
     tenant: contoso.test
     members:
       - user: {ADA.upn}
+        access: basic
+      - user: {GROUPED[0]}
         access: basic
 """
 PACKAGING_ONLY_START = (
@@ -448,10 +472,14 @@ def test_an_allowlisted_user_gets_the_pat(gcm: Gcm, git_world: GitWorld, strict_
         assert (row.source, row.organization_id) == ("sessiontoken", strict_org.id)
 
 
-def _oid_of(access_token: str) -> str:
+def _claims_of(access_token: str) -> dict[str, Any]:
     payload = access_token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return str(claims["oid"])
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+def _oid_of(access_token: str) -> str:
+    return str(_claims_of(access_token)["oid"])
 
 
 @pytest.fixture
@@ -482,3 +510,42 @@ def test_the_tenant_policies_apply_to_gcm(gcm: Gcm, git_world: GitWorld, strict_
         row = session.get(PersonalAccessTokenRow, clamped.json()["authorizationId"])
         assert row is not None
         assert row.valid_to - row.valid_from <= timedelta(days=7)
+
+
+def test_a_member_of_an_allowlisted_group_gets_the_pat(
+    gcm: Gcm, git_world: GitWorld, strict_org: Organization
+) -> None:
+    """The allowlist names a group; the caller's Entra token carries it in `groups`; the PAT keeps the snapshot."""
+    token = form_post(
+        gcm.instance,
+        f"/{CONTOSO_TENANT}/oauth2/v2.0/token",
+        {
+            "grant_type": "password",
+            "client_id": AZURE_CLI_ID,
+            "username": GROUPED[0],
+            "password": GROUPED[1],
+            "scope": DEVOPS_SCOPE,
+        },
+    ).json()["access_token"]
+    refused = _strict_create(gcm, token)
+    assert failure_message(refused).startswith("Failed to create PAT: DisablePatCreationPolicyViolation: ")
+    with gcm.instance.runtime.db.read() as session:
+        tenant = DirectoryService(session, gcm.instance.clock, gcm.instance.runtime.digester).find_tenant(
+            CONTOSO_TENANT
+        )
+        group_id = GroupService(session, gcm.instance.clock).find_group(tenant, GROUP).object_id
+    assert group_id in _claims_of(token)["groups"]
+    with gcm.instance.runtime.db.unit_of_work() as session:
+        PatPolicyService(session, gcm.instance.clock).allow(
+            ORGANIZATION,
+            strict_org.id,
+            PolicyName.RESTRICT_CREATION,
+            AllowlistEntry(group_id, "group", GROUP),
+            None,
+        )
+    created = _strict_create(gcm, token)
+    assert created.status_code == 200, created.text
+    with gcm.instance.runtime.db.read() as session:
+        row = session.get(PersonalAccessTokenRow, created.json()["authorizationId"])
+        assert row is not None
+        assert group_id in row.owner_groups

@@ -818,3 +818,25 @@ def test_in_chromium_administrators_set_policies_and_read_the_report(
             service.set_tenant_policy(
                 CONTOSO_TENANT, LOCAL_ACTOR, restrict_global=False, auto_revoke_leaked=True
             )
+
+
+def test_an_oversized_or_undecodable_form_changes_nothing(portal: Portal) -> None:
+    http, html = signed_in(portal, QUINN)
+    csrf = csrf_of(html)
+    huge = f"csrf={csrf}&name=huge&expires=30&family-0=vso.code&pad={'x' * 70_000}"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert http.post(portal.url(TOKENS), data=huge, headers=headers, timeout=30).status_code == 403
+    garbled = f"csrf={csrf}&name=".encode() + b"\xff\xfe" + b"&expires=30&family-0=vso.code"
+    assert http.post(portal.url(TOKENS), data=garbled, headers=headers, timeout=30).status_code == 403
+    assert _pats_named(portal, "huge") == []
+
+
+def test_a_global_token_is_listed_for_all_organizations(portal: Portal) -> None:
+    http, _ = signed_in(portal, QUINN)
+    created = _create_over_http(portal, http, "everywhere", organization="all")
+    assert created.status_code == 200
+    (row,) = _pats_named(portal, "everywhere")
+    assert row.organization_id is None
+    assert row.source == "web"
+    listed = next(r for r in created.text.split("<tr") if "everywhere" in r)
+    assert "All accessible organizations" in listed

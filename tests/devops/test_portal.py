@@ -32,10 +32,16 @@ from entryway.devops.portal.oidc import OidcClient, PendingSignIn, SignInFailed
 from entryway.devops.portal.sessions import SESSION_COOKIE, SIGN_IN_COOKIE
 from entryway.identity.directory.first_party import DEVOPS_WEB
 from entryway.identity.directory.groups import GroupService
-from entryway.identity.directory.installation import DEVOPS_WEB_SECRET_KEY_ID
+from entryway.identity.directory.installation import DEVOPS_WEB_SECRET_KEY_ID, register_devops_web_client
 from entryway.identity.directory.service import DirectoryService
 from entryway.keys.signer import KeyringSigner
-from entryway.store.models import ClientSecretRow, PersonalAccessTokenRow, UserRow, WebSessionRow
+from entryway.store.models import (
+    ApplicationRow,
+    ClientSecretRow,
+    PersonalAccessTokenRow,
+    UserRow,
+    WebSessionRow,
+)
 from tests.conftest import (
     AZURE_CLI_ID,
     CHEN,
@@ -228,6 +234,35 @@ def test_the_client_credential_is_derived_and_registered_only_as_a_digest(portal
         assert row is not None
         assert row.digest == runtime.digester.digest(secret)
         assert secret not in {row.digest, row.hint, row.display_name}
+
+
+def test_servers_with_other_origins_on_the_same_database_keep_each_others_redirect_uris(
+    portal: Portal,
+) -> None:
+    runtime = portal.instance.runtime
+
+    def register(origin: str) -> list[str]:
+        with runtime.db.unit_of_work() as session:
+            register_devops_web_client(
+                session,
+                runtime.clock,
+                runtime.digester,
+                devops_origin=origin,
+                secret=runtime.devops_web_client_secret,
+            )
+            app = session.scalars(
+                select(ApplicationRow).where(ApplicationRow.app_id == DEVOPS_WEB.app_id)
+            ).one()
+            return list(app.redirect_uris)
+
+    uris = register("https://devops.other.example:4443")
+    assert uris[:2] == [
+        "https://devops.other.example:4443/_signedin",
+        "https://devops.other.example:4443/_signedout",
+    ]
+    assert portal.url("/_signedin") in uris
+    assert register(portal.instance.devops)[:2] == [portal.url("/_signedin"), portal.url("/_signedout")]
+    signed_in(portal, QUINN)
 
 
 def test_the_code_is_worthless_without_the_client_secret(portal: Portal) -> None:

@@ -18,6 +18,8 @@ from entryway.store.models import ClientSecretRow
 DEVOPS_WEB_SECRET_KEY_ID = "5f0c8e27-93a1-4d6b-b8e4-1a7d2c9f6e30"  # noqa: S105 - a key id, not a secret
 # The secret is renewed at every start; this only has to outlive the longest run between two starts.
 DEVOPS_WEB_SECRET_LIFETIME = timedelta(days=730)
+# Redirect URIs kept for the DevOps origins that registered them (two per origin).
+MAX_DEVOPS_WEB_REDIRECT_URIS = 32
 
 
 def register_devops_web_client(
@@ -30,7 +32,11 @@ def register_devops_web_client(
     if app is None:
         raise RuntimeError("ensure the first-party apps before registering the DevOps web client")
     origin = devops_origin.rstrip("/")
-    uris = [origin + path for path in DEVOPS_WEB.devops_redirect_paths]
+    ours = [origin + path for path in DEVOPS_WEB.devops_redirect_paths]
+    # Servers with different DevOps origins may share one database (another host name, a second port): each
+    # adds its own, the newest first, and the oldest fall off past the limit.
+    others = [uri for uri in app.redirect_uris or [] if uri not in ours]
+    uris = [*ours, *others][:MAX_DEVOPS_WEB_REDIRECT_URIS]
     if list(app.redirect_uris or []) != uris:
         app.redirect_uris = uris
     now = clock.now()

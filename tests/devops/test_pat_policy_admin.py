@@ -403,3 +403,27 @@ def test_a_bad_config_is_refused_and_changes_nothing(
     assert message in str(caught.value)
     assert json.loads(ok(entryway, "pats", "policy", "show", "--tenant", DOMAIN, "--json")) == before
     assert "Ghosts" not in ok(entryway, "group", "list", "--tenant", DOMAIN)
+
+
+def test_an_entry_whose_group_was_deleted_is_taken_off_by_object_id(
+    entryway: Instance, tokens: dict[str, str]
+) -> None:
+    group_id = ok(entryway, "group", "create", "Short Lived", "--tenant", DOMAIN).split("\t")[0]
+    ok(entryway, "pats", "policy", "allow", "--org", ORG, "--group", "Short Lived")
+    ok(entryway, "group", "delete", "Short Lived", "--tenant", DOMAIN)
+    shown = json.loads(ok(entryway, "pats", "policy", "show", "--org", ORG, "--json"))
+    assert group_id in [e["objectId"] for e in shown["allowlist"]]
+    result = run(entryway, "pats", "policy", "disallow", "--org", ORG, "--group", "Short Lived")
+    assert result.exit_code == 2
+    assert "no group" in result.output
+    both = run(
+        entryway, "pats", "policy", "disallow", "--org", ORG, "--object-id", group_id, "--user", SAM[0]
+    )
+    assert both.exit_code == 2
+    assert "one of --user, --group or --object-id" in both.output
+    bad = run(entryway, "pats", "policy", "disallow", "--org", ORG, "--object-id", "not-a-guid")
+    assert bad.exit_code == 2
+    assert "not an object id" in bad.output
+    ok(entryway, "pats", "policy", "disallow", "--org", ORG, "--object-id", group_id)
+    shown = json.loads(ok(entryway, "pats", "policy", "show", "--org", ORG, "--json"))
+    assert group_id not in [e["objectId"] for e in shown["allowlist"]]

@@ -295,9 +295,20 @@ def policy_disallow(
     policy: PolicyOpt = None,
     user: UserOpt = None,
     group: GroupOpt = None,
+    object_id: Annotated[
+        str | None,
+        typer.Option(
+            "--object-id", help="The entry's object id (for a user or group no longer in the directory)."
+        ),
+    ] = None,
 ) -> None:
     """Take a user or a group off a policy's allowlist (no error if not there)."""
     with _policies(data_dir) as ctx:
         kind, owner_id, tenant_id, name = _allowlist_owner(ctx, _target(ctx, tenant, org), policy)
+        if object_id is not None:
+            if user is not None or group is not None:
+                raise fail("give one of --user, --group or --object-id")
+            ctx.policies.disallow(kind, owner_id, name, object_id, _actor())
+            return
         entry = _entry(ctx, tenant_id, user, group)
         ctx.policies.disallow(kind, owner_id, name, entry.principal_object_id, _actor())

@@ -37,6 +37,7 @@ from entryway.identity.directory.service import DirectoryService
 from entryway.keys.signer import KeyringSigner
 from entryway.store.models import (
     ApplicationRow,
+    AuditEventRow,
     ClientSecretRow,
     PersonalAccessTokenRow,
     UserRow,
@@ -875,3 +876,12 @@ def test_a_global_token_is_listed_for_all_organizations(portal: Portal) -> None:
     assert row.source == "web"
     listed = next(r for r in created.text.split("<tr") if "everywhere" in r)
     assert "All accessible organizations" in listed
+    with portal.instance.runtime.db.read() as session:
+        audit = session.scalars(
+            select(AuditEventRow).where(
+                AuditEventRow.action == "Token.Create", AuditEventRow.actor_name == QUINN.display_name
+            )
+        ).all()
+    event = next(e for e in audit if e.details.get("authorizationId") == row.authorization_id)
+    assert (event.credential_kind, event.method, event.path) == ("cookie:web", "POST", TOKENS)
+    assert event.organization_id == portal.org_id

@@ -49,6 +49,8 @@ TOKENS_PATH = "/{org}/_usersSettings/tokens"
 # The expiry choices of the create form, in days (the Azure DevOps panel offers 30, 60, 90 and custom).
 EXPIRY_DAYS = (7, 30, 60, 90, 180, 365)
 DEFAULT_EXPIRY_DAYS = 30
+# How the audit log names a change made on these pages (credential labels are `scheme:kind`).
+WEB_CREDENTIAL_KIND = "cookie:web"
 # The newest notifications the token page shows.
 MAX_NOTIFICATIONS = 20
 
@@ -91,7 +93,7 @@ class Visit:
         return Actor(
             self.web.object_id,
             self.member.display_name or self.web.name,
-            credential_kind="web",
+            credential_kind=WEB_CREDENTIAL_KIND,
             client_address=client_address(request),
             method=request.method,
             path=request.url.path[:1024],

@@ -11,6 +11,7 @@ import base64
 import json
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -885,3 +886,27 @@ def test_a_global_token_is_listed_for_all_organizations(portal: Portal) -> None:
     event = next(e for e in audit if e.details.get("authorizationId") == row.authorization_id)
     assert (event.credential_kind, event.method, event.path) == ("cookie:web", "POST", TOKENS)
     assert event.organization_id == portal.org_id
+
+
+def test_an_expired_web_session_sends_the_person_to_sign_in_again(portal: Portal) -> None:
+    http, _ = signed_in(portal, QUINN)
+    runtime = portal.instance.runtime
+    digest = runtime.digester.digest(http.cookies[SESSION_COOKIE])
+    with runtime.db.unit_of_work() as session:
+        row = session.get(WebSessionRow, digest)
+        assert row is not None
+        assert row.expires_at - row.created_at == timedelta(hours=8)
+        row.expires_at = runtime.clock.now() - timedelta(seconds=1)
+    page = http.get(portal.url(TOKENS), allow_redirects=False, timeout=30)
+    assert page.status_code == 303
+    assert page.headers["location"] == f"/_signin?reply_to={TOKENS}"
+
+
+def test_an_answer_after_the_sign_in_expired_is_refused(portal: Portal) -> None:
+    http = identity_session(portal.instance)
+    answer = answer_of(portal, http, QUINN)
+    portal.instance.clock.advance(timedelta(minutes=15, seconds=1))
+    late = http.get(answer, allow_redirects=False, timeout=30)
+    assert late.status_code == 400
+    assert "expired" in late.text
+    assert http.cookies.get(SESSION_COOKIE) is None

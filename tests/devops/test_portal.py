@@ -769,7 +769,11 @@ def test_the_tenant_admins_page_sets_the_tenant_policies(portal: Portal) -> None
             post(action="allow", policy="restrictFullScope", kind="user", principal=QUINN.upn).status_code
             == 200
         )
-        assert _create_over_http(portal, quinn, "full scope allowed", access="full").status_code == 200
+        allowed = _create_over_http(portal, quinn, "full scope allowed", access="full")
+        assert allowed.status_code == 200
+        # 30 days asked, 7 given: the lifespan policy clamps, and the page says until when.
+        week = (portal.instance.clock.now() + timedelta(days=7)).strftime("%Y-%m-%d")
+        assert f"valid until {week}" in " ".join(parse_page(allowed.text).text_by_id["created"].split())
         bad_policy = post(action="allow", policy="restrictEverything", kind="user", principal=QUINN.upn)
         assert bad_policy.status_code == 400
     finally:

@@ -892,6 +892,16 @@ def test_a_global_token_is_listed_for_all_organizations(portal: Portal) -> None:
     assert event.organization_id == portal.org_id
 
 
+def test_a_form_sent_without_a_session_leads_to_sign_in_and_back_to_the_page(portal: Portal) -> None:
+    anonymous = identity_session(portal.instance)
+    for path in (TOKENS, f"{TOKENS}/revoke", ORG_POLICY):
+        response = anonymous.post(portal.url(path), data={"name": "x"}, allow_redirects=False, timeout=30)
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/_signin?reply_to={TOKENS}", path
+    page = anonymous.get(portal.url(REPORT), allow_redirects=False, timeout=30)
+    assert page.headers["location"] == f"/_signin?reply_to={REPORT}"
+
+
 def test_an_expired_web_session_sends_the_person_to_sign_in_again(portal: Portal) -> None:
     http, _ = signed_in(portal, QUINN)
     runtime = portal.instance.runtime

@@ -1,6 +1,6 @@
 """The DevOps origin's pages: sign-in and sign-out (through the identity platform, oidc.py), and the
 personal access token page of a signed-in member, `/{org}/_usersSettings/tokens` (list, create with the
-token shown once, revoke).
+token shown once, revoke, notifications). The administrators' pages are in admin.py, on the same helpers.
 
 Server-rendered, usable without JavaScript (the CSP allows none but a per-response nonce, and no page uses
 it). Every POST carries a CSRF token bound to the web session's cookie. Each request's changes happen in one
@@ -266,7 +266,9 @@ class PortalPages:
             cookie = request.cookies.get(SESSION_COOKIE)
             web = await self.router.read(lambda s: WebSessions(s, self.ctx.clock, self.digester).find(cookie))
             if web is None or cookie is None or web.tenant_id != org.tenant_id:
-                return self._to_sign_in(safe_reply_to(request.url.path) or TOKENS_PATH.format(org=org.name))
+                # Back to the page asked for; after a form (a POST), to the token page, which a GET can open.
+                asked = safe_reply_to(request.url.path) if request.method == "GET" else None
+                return self._to_sign_in(asked or TOKENS_PATH.format(org=org.name))
             member = await self.router.find_member(org, web.object_id)
             if member is None:
                 log.info("web page refused: %s is not a member of %s", web.object_id, org.name)

@@ -31,6 +31,7 @@ from entryway.devops.pats.policy import (
     AllowlistEntry,
     PatPolicyService,
     PolicyName,
+    Requester,
 )
 from entryway.devops.pats.service import Owner, PatError, PatErrorKind, PatService
 from entryway.identity.directory.groups import GroupService
@@ -410,6 +411,7 @@ def test_an_unknown_source_is_refused(world: World) -> None:
                 scope="vso.code",
                 valid_to=None,
                 all_orgs=False,
+                requester=Requester(world.pia_oid),
                 source="email",
             )
     assert caught.value.kind is PatErrorKind.INVALID_SOURCE

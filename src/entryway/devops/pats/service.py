@@ -291,16 +291,15 @@ class PatService:
         scope: Any,
         valid_to: datetime | None,
         all_orgs: bool,
-        requester: Requester | None = None,
+        requester: Requester,
         source: str = "api",
     ) -> Pat:
         """A new PAT for `owner`, made in `org`, if the policies allow `requester` (the owner and the groups of
-        the token they asked with; None: the owner with no groups, so no group allowlist applies). With a
+        the token they asked with: required, so no caller can forget the groups an allowlist may name). With a
         maximum lifespan, validTo (or the 30-day default) is clamped to now + the maximum, as Azure DevOps
         does. `source` is where the request came from: api, sessiontoken (GCM) or web (the PAT page)."""
         if source not in SOURCES:
             raise PatError(PatErrorKind.INVALID_SOURCE, f"unknown PAT source {source!r}")
-        requester = requester or Requester(owner.object_id)
         name = check_display_name(display_name)
         scope_string = check_scope(scope)
         now = self._clock.now()
@@ -383,7 +382,7 @@ class PatService:
         scope: Any = None,
         valid_to: datetime | None = None,
         all_orgs: bool | None = None,
-        requester: Requester | None = None,
+        requester: Requester,
     ) -> Pat:
         """Change a PAT. Everything is checked before anything is changed.
 
@@ -391,7 +390,6 @@ class PatService:
         resulting PAT must comply with the organization's creation policy and the tenant's global and
         full-scope policies, and a new validTo must lie within creation + the maximum lifespan (refused, not
         clamped: `patLifespanPolicyViolation`). Renaming a PAT made before a policy is always allowed."""
-        requester = requester or Requester(owner.object_id)
         row = self._find(owner, org, authorization_id)
         now = self._clock.now()
         if row.revoked_at is not None:

@@ -19,6 +19,8 @@ from entryway.devops.pats.policy import (
     PolicyName,
     Requester,
 )
+from entryway.identity.directory.groups import DirectoryPrincipals, GroupService
+from entryway.identity.directory.service import DirectoryService
 from entryway.store.models import AuditEventRow
 from tests.conftest import Instance
 
@@ -174,22 +176,29 @@ def test_bad_input_raises_typed_errors(world: tuple[Session, PatPolicyService, s
         assert caught.value.kind is kind, str(caught.value)
 
 
-class _Directory:
-    def __init__(self, known: dict[str, str]) -> None:
-        self.known = known
-
-    def find_principal_name(self, tenant_id: str, kind: str, object_id: str) -> str | None:
-        return self.known.get(object_id)
-
-
-def test_with_a_directory_an_unknown_principal_is_refused_and_names_are_filled(
+def test_with_the_directory_an_unknown_principal_is_refused_and_names_are_filled(
     world: tuple[Session, PatPolicyService, str, Organization], entryway: Instance
 ) -> None:
-    session, _, tenant, _ = world
-    known = str(uuid.uuid4())
-    service = PatPolicyService(session, entryway.runtime.clock, directory=_Directory({known: "Ada Lovelace"}))
-    service.allow("tenant", tenant, "maxLifespan", AllowlistEntry(known, "user"), None)
-    assert service.tenant_policy(tenant).allowlist(PolicyName.MAX_LIFESPAN)[0].display_name == "Ada Lovelace"
-    with pytest.raises(PatPolicyError) as caught:
-        service.allow("tenant", tenant, "maxLifespan", AllowlistEntry(str(uuid.uuid4()), "group"), None)
-    assert caught.value.kind is PolicyErrorKind.UNKNOWN_PRINCIPAL
+    """The real directory port (identity.directory.groups.DirectoryPrincipals), as the CLI and config use it."""
+    session, _, _, _ = world
+    clock = entryway.runtime.clock
+    directory = DirectoryService(session, clock, entryway.runtime.digester)
+    domain = f"pol-{uuid.uuid4().hex[:8]}.test"
+    tenant = directory.create_tenant([domain])
+    other = directory.create_tenant([f"other-{domain}"])
+    ada = directory.create_user(tenant, f"ada@{domain}", "Ada-Policy-Service-0042", "Ada Lovelace")
+    stranger = directory.create_user(other, f"sam@other-{domain}", "Sam-Policy-Service-0042", "Sam")
+    group = GroupService(session, clock).create_group(tenant, "Builders")
+    service = PatPolicyService(session, clock, directory=DirectoryPrincipals(session))
+    service.allow("tenant", tenant.id, "maxLifespan", AllowlistEntry(ada.object_id, "user"), None)
+    service.allow("tenant", tenant.id, "maxLifespan", AllowlistEntry(group.object_id, "group"), None)
+    names = [e.display_name for e in service.tenant_policy(tenant.id).allowlist(PolicyName.MAX_LIFESPAN)]
+    assert names == ["Ada Lovelace", "Builders"]
+    for entry in (
+        AllowlistEntry(str(uuid.uuid4()), "group"),  # no such group
+        AllowlistEntry(group.object_id, "user"),  # a group named as a user
+        AllowlistEntry(stranger.object_id, "user"),  # a user of another tenant
+    ):
+        with pytest.raises(PatPolicyError) as caught:
+            service.allow("tenant", tenant.id, "maxLifespan", entry, None)
+        assert caught.value.kind is PolicyErrorKind.UNKNOWN_PRINCIPAL

@@ -352,8 +352,11 @@ def test_bad_requests_fail_with_a_message_gcm_prints(gcm: Gcm, git_world: GitWor
     answer = gcm.create_pat("", access_token, body=body, url=f"{gcm.org_url}/{query}")
     assert answer.status_code == 400, answer.text
     assert failure_message(answer).startswith(printed), answer.text
-    if "api-version" not in case:
+    if "api-version" not in case:  # Azure DevOps' own VssVersionNotSpecifiedException text quotes, as it does
         assert answer.json()["typeKey"] == "SessionTokenCreateException"
+        # GCM prints the message up to its first double quote: the whole explanation must get through.
+        assert failure_message(answer) == f"Failed to create PAT: {answer.json()['message']}"
+        assert answer.json()["message"].endswith("."), answer.text
     assert pat_count(gcm.instance) == before
 
 

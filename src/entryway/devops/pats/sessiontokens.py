@@ -168,18 +168,35 @@ def _parse_valid_to(value: Any) -> datetime | None:
         raise PatError(PatErrorKind.INVALID_VALID_TO, "validTo is not ISO 8601") from exc
 
 
+_TARGET_ACCOUNTS_MESSAGE = (
+    "targetAccounts may only name this organization: the PAT is for the organization the request is sent to."
+)
+# No double quotes in messages: GCM reads the message up to the first one (`"message"\s*:\s*"([^"]+)"`).
+_BODY_MESSAGE = "Send a JSON object with the scope and the displayName of the token."
+
+
 def _check_target_accounts(value: Any, org: Organization) -> None:
     """The PAT is for the organization asked. `targetAccounts`, when given, may only name that one."""
     if value is None or value == []:
         return
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise PatError(PatErrorKind.INVALID_TARGET_ACCOUNTS, "targetAccounts is not a list of GUIDs")
+        raise PatError(
+            PatErrorKind.INVALID_TARGET_ACCOUNTS,
+            "targetAccounts is not a list of GUIDs",
+            _TARGET_ACCOUNTS_MESSAGE,
+        )
     try:
         named = {str(uuid.UUID(v)) for v in value}
     except ValueError as exc:
-        raise PatError(PatErrorKind.INVALID_TARGET_ACCOUNTS, "targetAccounts holds a non-GUID") from exc
+        raise PatError(
+            PatErrorKind.INVALID_TARGET_ACCOUNTS, "targetAccounts holds a non-GUID", _TARGET_ACCOUNTS_MESSAGE
+        ) from exc
     if named != {org.id}:
-        raise PatError(PatErrorKind.INVALID_TARGET_ACCOUNTS, "targetAccounts names another organization")
+        raise PatError(
+            PatErrorKind.INVALID_TARGET_ACCOUNTS,
+            "targetAccounts names another organization",
+            _TARGET_ACCOUNTS_MESSAGE,
+        )
 
 
 def _check_creation_only(body: dict[str, Any]) -> None:
@@ -259,11 +276,15 @@ class _SessionTokensApi:
         try:
             body = orjson.loads(await read_body(request, MAX_BODY))
         except BodyTooLarge as exc:
-            raise PatError(PatErrorKind.INVALID_DISPLAY_NAME, "the body is too large") from exc
+            raise PatError(
+                PatErrorKind.INVALID_DISPLAY_NAME,
+                "the body is too large",
+                f"The request body is over {MAX_BODY} bytes.",
+            ) from exc
         except orjson.JSONDecodeError as exc:
-            raise PatError(PatErrorKind.DISPLAY_NAME_REQUIRED, "the body is not JSON") from exc
+            raise PatError(PatErrorKind.DISPLAY_NAME_REQUIRED, "the body is not JSON", _BODY_MESSAGE) from exc
         if not isinstance(body, dict):
-            raise PatError(PatErrorKind.DISPLAY_NAME_REQUIRED, "the body is not a JSON object")
+            raise PatError(PatErrorKind.DISPLAY_NAME_REQUIRED, "the body is not a JSON object", _BODY_MESSAGE)
         return body
 
 

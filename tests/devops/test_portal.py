@@ -924,3 +924,31 @@ def test_an_answer_after_the_sign_in_expired_is_refused(portal: Portal) -> None:
     assert late.status_code == 400
     assert "expired" in late.text
     assert http.cookies.get(SESSION_COOKIE) is None
+
+
+def test_pages_carry_a_fresh_csp_nonce_and_are_never_cached_or_framed(portal: Portal) -> None:
+    http, _ = signed_in(portal, QUINN)
+    nonces = set()
+    for _ in range(2):
+        page = http.get(portal.url(TOKENS), timeout=30)
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'nonce-" in policy
+        assert "frame-ancestors 'none'" in policy
+        nonces.add(policy.split("'nonce-")[1].split("'")[0])
+        assert page.headers["cache-control"] == "no-store, no-cache"
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert "<script" not in page.text, "no JavaScript"
+    assert len(nonces) == 2
+
+
+def test_the_session_cookie_is_secure_httponly_and_samesite_lax(portal: Portal) -> None:
+    http = identity_session(portal.instance)
+    answer = answer_of(portal, http, QUINN)
+    taken = http.get(answer, allow_redirects=False, timeout=30)
+    cookies = taken.raw.headers.getlist("set-cookie")
+    session_cookie = next(c for c in cookies if c.startswith(f"{SESSION_COOKIE}="))
+    for flag in ("Secure", "HttpOnly", "SameSite=lax", "Path=/"):
+        assert flag.lower() in session_cookie.lower(), session_cookie
+    assert "domain=" not in session_cookie.lower()
+    assert any(c.startswith(f"{SIGN_IN_COOKIE}=") and "max-age=0" in c.lower() for c in cookies), "spent"

@@ -47,19 +47,23 @@ def add_pat(
     rest_uses: int = 0,
     git_uses: int = 0,
     revoked: bool = False,
+    foreign: bool = False,
 ) -> None:
     """A PAT row as the lifecycle API and the PAT check would leave it: created `age` ago, valid for
-    `valid_for` from then, last used `last_used` ago."""
+    `valid_for` from then, last used `last_used` ago; its owner is of the organizations' tenant unless
+    `foreign`."""
     with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
         now = rt.clock.now()
         created = now - age
-        organization_id = None if org is None else OrgService(session, rt.clock).get(org).id
+        orgs = OrgService(session, rt.clock)
+        organization_id = None if org is None else orgs.get(org).id
+        tenant_id = str(uuid.uuid4()) if foreign else orgs.get(ORG).tenant_id
         session.add(
             PersonalAccessTokenRow(
                 authorization_id=str(uuid.uuid4()),
                 digest=uuid.uuid4().hex,
                 owner_object_id=str(uuid.uuid4()),
-                owner_tenant_id=str(uuid.uuid4()),
+                owner_tenant_id=tenant_id,
                 owner_name=f"{name}@report.test",
                 display_name=name,
                 scope=scope,
@@ -111,6 +115,8 @@ def data_dir(tmp_path: Path) -> Path:
         rest_uses=3,
     )
     add_pat(data_dir, "forgotten", org=OTHER_ORG, age=day)
+    # A global PAT of another tenant's user works in none of these organizations.
+    add_pat(data_dir, "elsewhere", org=None, last_used=day, route_kind="rest", rest_uses=2, foreign=True)
     add_pat(data_dir, "revoked", last_used=day, route_kind="git", git_uses=1, revoked=True)
     add_pat(data_dir, "expired", age=40 * day, valid_for=30 * day, last_used=12 * day, rest_uses=1)
     return data_dir
@@ -124,7 +130,8 @@ def report(data_dir: Path, *args: str) -> dict[str, dict[str, Any]]:
 
 def test_each_active_pat_gets_its_risks_and_alternative(data_dir: Path) -> None:
     entries = report(data_dir)
-    assert set(entries) == {"cloner", "script", "pipeline", "forgotten"}  # never the revoked or expired
+    # Never the revoked or expired; without --org, every tenant's.
+    assert set(entries) == {"cloner", "script", "pipeline", "forgotten", "elsewhere"}
 
     cloner = entries["cloner"]
     assert cloner["flags"] == []
@@ -156,7 +163,7 @@ def test_each_active_pat_gets_its_risks_and_alternative(data_dir: Path) -> None:
     datetime.fromisoformat(forgotten["validTo"])
 
 
-def test_org_filter_keeps_its_own_and_the_global_pats(data_dir: Path) -> None:
+def test_org_filter_keeps_its_own_and_its_tenants_global_pats(data_dir: Path) -> None:
     assert set(report(data_dir, "--org", ORG)) == {"cloner", "script", "pipeline"}
     assert set(report(data_dir, "--org", OTHER_ORG)) == {"script", "forgotten"}
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from entryway.devops.pats.scopes import FULL_ACCESS, parse
 from entryway.kit.clock import as_utc
-from entryway.store.models import PersonalAccessTokenRow
+from entryway.store.models import OrganizationRow, PersonalAccessTokenRow
 
 LONG_LIVED = timedelta(days=90)  # a lifetime above this is a standing credential, not a task's
 UNUSED_AFTER = timedelta(days=30)  # not used for this long: nobody will miss it
@@ -149,13 +149,16 @@ def build_report(
 
 
 def find_unrevoked_pats(session: Session, organization_id: str | None) -> list[PersonalAccessTokenRow]:
-    """The unrevoked PATs usable at `organization_id` (its own and the global ones), or all when None."""
+    """The unrevoked PATs usable at `organization_id` — its own, and the global ones of its tenant's users
+    (a global PAT works only in organizations of its owner's tenant) — or all when None."""
     query = select(PersonalAccessTokenRow).where(PersonalAccessTokenRow.revoked_at.is_(None))
     if organization_id is not None:
+        tenant_of_org = select(OrganizationRow.tenant_id).where(OrganizationRow.id == organization_id)
         query = query.where(
             or_(
                 PersonalAccessTokenRow.organization_id == organization_id,
-                PersonalAccessTokenRow.organization_id.is_(None),
+                (PersonalAccessTokenRow.organization_id.is_(None))
+                & (PersonalAccessTokenRow.owner_tenant_id == tenant_of_org.scalar_subquery()),
             )
         )
     return list(session.scalars(query))

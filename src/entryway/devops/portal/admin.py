@@ -31,7 +31,7 @@ from entryway.devops.pats.policy import (
     PolicyErrorKind,
     PolicyName,
 )
-from entryway.devops.pats.report import build_report
+from entryway.devops.pats.report import build_report, find_unrevoked_pats
 from entryway.devops.portal.pages import PortalPages, Visit
 from entryway.devops.portal.repository import PortalRepository
 
@@ -248,7 +248,7 @@ class AdminPages:
 
         def read(session: Session) -> Response:
             repo = PortalRepository(session)
-            rows = repo.list_unrevoked_pats(visit.org.tenant_id, visit.org.id)
+            rows = find_unrevoked_pats(session, visit.org.id)
             entries = build_report(rows, repo.organization_names(visit.org.tenant_id), self.ctx.clock.now())
             return self.pages.render(
                 "report.html", visit=visit, title="Personal access tokens in use", entries=entries

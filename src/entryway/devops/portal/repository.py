@@ -1,13 +1,13 @@
 """What the administrators' pages read that no other DevOps package does: a tenant's users as the DevOps
-service knows them (organization members), the PATs of a report, and organization names."""
+service knows them (organization members) and organization names."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from entryway.devops.orgs.service import MemberKind
-from entryway.store.models import MemberRow, OrganizationRow, PersonalAccessTokenRow
+from entryway.store.models import MemberRow, OrganizationRow
 
 
 class PortalRepository:
@@ -29,18 +29,6 @@ class PortalRepository:
         )
         row = self._session.execute(query).first()
         return None if row is None else (row.object_id, row.display_name)
-
-    def list_unrevoked_pats(self, tenant_id: str, organization_id: str) -> list[PersonalAccessTokenRow]:
-        """The tenant's users' unrevoked PATs usable in the organization: its own and the global ones."""
-        query = select(PersonalAccessTokenRow).where(
-            PersonalAccessTokenRow.revoked_at.is_(None),
-            PersonalAccessTokenRow.owner_tenant_id == tenant_id,
-            or_(
-                PersonalAccessTokenRow.organization_id == organization_id,
-                PersonalAccessTokenRow.organization_id.is_(None),
-            ),
-        )
-        return list(self._session.scalars(query))
 
     def organization_names(self, tenant_id: str) -> dict[str, str]:
         query = select(OrganizationRow.id, OrganizationRow.name).where(OrganizationRow.tenant_id == tenant_id)

@@ -151,6 +151,11 @@ def test_serve_prints_what_a_user_needs_and_it_works(served: Served, data_dir: P
         f"{devops}/demo/_apis/connectionData", headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
     assert response.status_code == 200, response.text
+    # The PAT page sends a visitor without a session to sign in.
+    assert served.field("PAT page") == f"{devops}/demo/_usersSettings/tokens"
+    page = requests.get(served.field("PAT page"), allow_redirects=False, timeout=30)
+    assert page.status_code in {302, 303}, page.text
+    assert "/_signin" in page.headers["location"]
 
     env = entryway_cmd("env", data_dir=data_dir)
     assert env.returncode == 0, env.stderr

@@ -123,6 +123,7 @@ def render(settings: Settings, seed: DemoSeed | None, *, first_start: bool) -> s
                 if seed.user_password
                 else "  The password came from ENTRYWAY_DEMO_PASSWORD.",
                 f"  device login   {settings.identity_origin}/devicelogin",
+                f"  PAT page       {settings.devops_origin}/{seed.organization}/_usersSettings/tokens",
                 "",
                 "Sign in as the demo user with the device flow, as the Azure CLI does (msal is in azure-identity):",
                 *("  " + line for line in device_flow_example(settings, seed.tenant_domain)),

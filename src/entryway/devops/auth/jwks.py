@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
+from jwt.types import Options
 
 from entryway.kit.clock import Clock
 
@@ -23,6 +24,20 @@ log = logging.getLogger("entryway.devops.auth")
 REFETCH_INTERVAL = timedelta(seconds=30)
 DISCOVERY_LIFETIME = timedelta(hours=24)
 PINNED_ALGORITHM = "RS256"
+
+
+def decode_options(required: tuple[str, ...]) -> Options:
+    """PyJWT options that check signature, audience, issuer and the `required` claims. Time claims are left to
+    the caller, who checks them against the process clock (never time.time()) with a named leeway."""
+    return {
+        "require": list(required),
+        "verify_signature": True,
+        "verify_aud": True,
+        "verify_iss": True,
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+    }
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 from jwt.exceptions import InvalidTokenError
 
-from entryway.devops.auth.jwks import PINNED_ALGORITHM, IdentityKeySource
+from entryway.devops.auth.jwks import PINNED_ALGORITHM, IdentityKeySource, decode_options
 from entryway.identity.directory.first_party import AZURE_DEVOPS
 from entryway.kit.clock import Clock
 
@@ -123,16 +123,7 @@ class EntraTokenVerifier:
                 algorithms=[PINNED_ALGORITHM],
                 audience=list(ACCEPTED_AUDIENCES),
                 issuer=list(self.issuers(tenant_id)),
-                options={
-                    "require": list(REQUIRED_CLAIMS),
-                    "verify_signature": True,
-                    "verify_aud": True,
-                    "verify_iss": True,
-                    # Time claims are checked below against the process clock, not time.time().
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
+                options=decode_options(REQUIRED_CLAIMS),
             )
         except InvalidTokenError as exc:
             raise TokenRejected(f"{type(exc).__name__}: {exc}") from exc

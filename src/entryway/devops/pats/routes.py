@@ -10,7 +10,7 @@ malformed api-version gets the WrappedException of every other route.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -36,6 +36,7 @@ from entryway.devops.pats.service import (
 from entryway.devops.projects.routes import check_api_version
 from entryway.devops.web.errors import wrapped_exception
 from entryway.devops.web.routing import Access, DevOpsRouter
+from entryway.devops.web.wire import wire_time
 from entryway.kit.web import BodyTooLarge, JsonResponse, read_body
 
 log = logging.getLogger("entryway.devops.pats")
@@ -45,18 +46,14 @@ _COMMON = "Microsoft.VisualStudio.Services.Common"
 NOT_ALLOWED = "The requested operation is not allowed."
 
 
-def _time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def pat_token(pat: Pat) -> dict[str, Any]:
     """PatToken; `token` is the value only in the answer to a create."""
     return {
         "displayName": pat.display_name,
-        "validTo": _time(pat.valid_to),
+        "validTo": wire_time(pat.valid_to),
         "scope": pat.scope,
         "targetAccounts": None if pat.organization_id is None else [pat.organization_id],
-        "validFrom": _time(pat.valid_from),
+        "validFrom": wire_time(pat.valid_from),
         "authorizationId": pat.authorization_id,
         "token": pat.token,
     }

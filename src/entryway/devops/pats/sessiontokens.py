@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +42,7 @@ from entryway.devops.pats.service import Owner, Pat, PatError, PatErrorKind, Pat
 from entryway.devops.projects.routes import check_api_version
 from entryway.devops.web.errors import wrapped_exception
 from entryway.devops.web.routing import ANY_SCOPE, Access, DevOpsRouter, not_found
+from entryway.devops.web.wire import wire_time
 from entryway.kit.ids import new_guid
 from entryway.kit.web import BodyTooLarge, JsonResponse, read_body
 
@@ -61,10 +62,6 @@ EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 
 _DELEGATED = "Microsoft.VisualStudio.Services.DelegatedAuthorization"
 _WEBAPI = "Microsoft.VisualStudio.Services.WebApi"
-
-
-def _time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def service_definition(location: str) -> dict[str, Any]:
@@ -100,8 +97,8 @@ def session_token(pat: Pat, org: Organization, user_id: str) -> dict[str, Any]:
         "authorizationId": pat.authorization_id,
         "hostAuthorizationId": EMPTY_GUID,
         "userId": user_id,
-        "validFrom": _time(pat.valid_from),
-        "validTo": _time(pat.valid_to),
+        "validFrom": wire_time(pat.valid_from),
+        "validTo": wire_time(pat.valid_to),
         "displayName": pat.display_name,
         "scope": pat.scope,
         "targetAccounts": [org.id] if pat.organization_id is not None else None,

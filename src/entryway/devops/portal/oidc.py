@@ -21,7 +21,7 @@ import httpx
 import jwt
 from jwt.exceptions import InvalidTokenError
 
-from entryway.devops.auth.jwks import PINNED_ALGORITHM, IdentityKeySource
+from entryway.devops.auth.jwks import PINNED_ALGORITHM, IdentityKeySource, decode_options
 from entryway.identity.directory.first_party import DEVOPS_WEB
 from entryway.kit.browser import SealedState
 from entryway.kit.clock import Clock
@@ -202,16 +202,7 @@ class OidcClient:
                 algorithms=[PINNED_ALGORITHM],
                 audience=DEVOPS_WEB.app_id,
                 issuer=f"{self._identity}/{pending.tenant_id}/v2.0",
-                options={
-                    "require": list(REQUIRED_CLAIMS),
-                    "verify_signature": True,
-                    "verify_aud": True,
-                    "verify_iss": True,
-                    # Time claims are checked below against the process clock, not time.time().
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
+                options=decode_options(REQUIRED_CLAIMS),
             )
         except InvalidTokenError as exc:
             raise SignInFailed(f"id_token refused: {type(exc).__name__}: {exc}") from exc

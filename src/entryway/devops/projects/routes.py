@@ -4,7 +4,6 @@ list, ResourceAreas, projects and Git repositories, in Azure DevOps' shapes (dev
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +31,7 @@ from entryway.devops.projects.service import (
     Viewer,
 )
 from entryway.devops.web.routing import Access, DevOpsRouter
+from entryway.devops.web.wire import wire_time
 from entryway.kit.ids import new_guid
 from entryway.kit.web import BodyTooLarge, JsonResponse, read_body
 
@@ -97,12 +97,6 @@ def check_api_version(request: Request) -> Response | None:
     return None
 
 
-def _time(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def _collection(values: list[dict[str, Any]]) -> dict[str, Any]:
     return {"count": len(values), "value": values}
 
@@ -124,7 +118,7 @@ class _Shapes:
             "state": "wellFormed",
             "revision": project.revision,
             "visibility": project.visibility,
-            "lastUpdateTime": _time(project.last_update_time),
+            "lastUpdateTime": wire_time(project.last_update_time),
         }
 
     def full_project(self, org: Organization, project: Project) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from entryway.devops.orgs.service import OrgService
 from entryway.devops.pats.format import mint
+from entryway.devops.pats.report import ALTERNATIVE_GIT, ALTERNATIVE_SCRIPT, build_report, find_unrevoked_pats
 from entryway.store.models import AuditEventRow, PersonalAccessTokenRow
 from tests.conftest import ADA, CONTOSO_TENANT, start_entryway
 from tests.devops.test_git import ORG, GitWorld, commit_file, git, git_world, ok
@@ -262,3 +263,30 @@ def test_a_revocation_through_the_api_takes_effect_at_once_on_another_server(git
         assert_anonymous_401(get(git_world, "/_apis/connectionData", basic(pat)))
     finally:
         second.server.stop()
+
+
+def test_the_report_names_the_alternative_for_how_each_pat_was_really_used(
+    git_world: GitWorld, tmp_path: Path
+) -> None:
+    """Two PATs used for real — one by git clone, one by a Python script with requests — and the report, read
+    from the server's database, names a credential helper for the first and a CLI token for the second."""
+    git_pat, git_id = make_pat(git_world, "vso.code")
+    script_pat, script_id = make_pat(git_world, "vso.project")
+    ok(git(git_world, "clone", git_world.url, str(tmp_path / "clone"), token=git_pat, helper=True))
+    script_answer = requests.get(
+        f"{git_world.instance.devops}/{ORG}/_apis/projects?api-version=7.1",
+        headers={"Authorization": basic(script_pat)},
+        verify=git_world.instance.ca_bundle,
+        timeout=30,
+    )
+    assert script_answer.status_code == 200, script_answer.text
+
+    runtime = git_world.instance.runtime
+    with runtime.db.read() as session:
+        org_id = OrgService(session, runtime.clock).get(ORG).id
+        entries = {
+            e.authorization_id: e
+            for e in build_report(find_unrevoked_pats(session, org_id), {org_id: ORG}, runtime.clock.now())
+        }
+    assert entries[git_id].alternative == ALTERNATIVE_GIT
+    assert entries[script_id].alternative == ALTERNATIVE_SCRIPT

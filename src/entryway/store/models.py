@@ -396,6 +396,11 @@ class SigningKeyRow(Base):
     __table_args__ = (Index("ix_signing_keys_state", "state"),)
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Whose keys: the identity platform's ("identity") or the DevOps service's pipeline OIDC issuer
+    # ("devops-oidc"). Each purpose has its own active key and rotation.
+    purpose: Mapped[str] = mapped_column(
+        String(32), default="identity", server_default="identity", index=True
+    )
     algorithm: Mapped[str] = mapped_column(String(16))
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     public_jwk: Mapped[dict[str, Any]]
@@ -618,6 +623,141 @@ class WebSessionRow(Base):
     claims: Mapped[dict[str, Any]] = mapped_column(default=dict)  # groups, wids, amr of the sign-in
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class ServiceConnectionRow(Base):
+    """An Azure Resource Manager service connection using workload identity federation: no secret, only the
+    app registration or user-assigned managed identity (tenant and client id) it federates with."""
+
+    __tablename__ = "devops_service_connections"
+    __table_args__ = (UniqueConstraint("project_id", "name_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("devops_projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    name_key: Mapped[str] = mapped_column(String(256))  # lower-case
+    type: Mapped[str] = mapped_column(String(32), default="azurerm")
+    scheme: Mapped[str] = mapped_column(String(64), default="WorkloadIdentityFederation")
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    client_id: Mapped[str] = mapped_column(String(36))
+    issuer_mode: Mapped[str] = mapped_column(String(16), default="devops")  # devops | entra
+    all_pipelines: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PipelineRow(Base):
+    """A YAML pipeline: a file in one of the project's repositories. Ids are numbers, as Azure DevOps'."""
+
+    __tablename__ = "devops_pipelines"
+    __table_args__ = (UniqueConstraint("project_id", "name_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("devops_projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    name_key: Mapped[str] = mapped_column(String(256))
+    repository_id: Mapped[str] = mapped_column(ForeignKey("devops_repositories.id", ondelete="CASCADE"))
+    yaml_path: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime]
+
+
+class ServiceConnectionPipelineRow(Base):
+    """A pipeline authorized to use a service connection (unless the connection is open to all)."""
+
+    __tablename__ = "devops_service_connection_pipelines"
+
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("devops_service_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("devops_pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime]
+
+
+class PipelineVariableRow(Base):
+    """A variable set on a pipeline outside its YAML. A secret's value is AES-GCM encrypted under a key derived
+    from the master key (it must be given back to the job) and is masked in every log."""
+
+    __tablename__ = "devops_pipeline_variables"
+
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("devops_pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    is_secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    value: Mapped[str | None] = mapped_column(String(4096))  # None when secret
+    value_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+
+class PipelineRunRow(Base):
+    """One run of a pipeline (its id is BUILD_BUILDID): one job, its steps, its result."""
+
+    __tablename__ = "devops_pipeline_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("devops_pipelines.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(String(36))
+    plan_id: Mapped[str] = mapped_column(String(36))
+    job_id: Mapped[str] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(16))  # notStarted | inProgress | completed
+    result: Mapped[str | None] = mapped_column(String(16))  # succeeded | failed | canceled
+    source_branch: Mapped[str] = mapped_column(String(256), default="")
+    source_version: Mapped[str | None] = mapped_column(String(64))
+    requested_by_object_id: Mapped[str | None] = mapped_column(String(36))
+    requested_by_name: Mapped[str] = mapped_column(String(256), default="")
+    error: Mapped[str | None] = mapped_column(String(2048))  # why it failed before any step, e.g. bad YAML
+    queued_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class PipelineStepRow(Base):
+    __tablename__ = "devops_pipeline_steps"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("devops_pipeline_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: checkout, then the YAML's steps
+    display_name: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(16))  # pending | inProgress | completed | skipped
+    result: Mapped[str | None] = mapped_column(String(16))  # succeeded | failed | skipped
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class PipelineLogLineRow(Base):
+    """A line of a run's log, already masked: secrets never reach the database."""
+
+    __tablename__ = "devops_pipeline_log_lines"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("devops_pipeline_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step_index: Mapped[int] = mapped_column(Integer)
+    timestamp: Mapped[datetime]
+    text: Mapped[str] = mapped_column(String(8192))
+
+
+class JobTokenRow(Base):
+    """A job's access token (System.AccessToken): valid in its project while the job runs; only its keyed digest
+    is kept."""
+
+    __tablename__ = "devops_job_tokens"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("devops_pipeline_runs.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[str] = mapped_column(String(36))
+    project_id: Mapped[str] = mapped_column(String(36))
+    pipeline_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 class AuditEventRow(Base):

@@ -77,6 +77,8 @@ CLIENT_SECRET = SecretKind(prefix="ewcs_", entropy_chars=40)
 AUTHORIZATION_CODE = SecretKind(prefix="ewac_", entropy_chars=40)
 DEVICE_CODE = SecretKind(prefix="ewdc_", entropy_chars=40)
 REFRESH_TOKEN = SecretKind(prefix="ewrt_", entropy_chars=40)
+# A pipeline job's System.AccessToken (devops/pipelines/jobtokens.py): valid while its job runs.
+JOB_TOKEN = SecretKind(prefix="ewjt_", entropy_chars=40)
 
 
 def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:

@@ -11,7 +11,7 @@ from entryway.devops.web.app import DevOpsContext, create_devops_app
 from entryway.identity.managed.header import identity_header
 from entryway.identity.web.app import IdentityContext, create_identity_app
 from entryway.identity.web.managed_identity import create_app_service_app, create_imds_app
-from entryway.keys.keyring import KeyEncryptor, Keyring, KeyService, MasterKeyMismatch
+from entryway.keys.keyring import DEVOPS_OIDC, KeyEncryptor, Keyring, KeyService, MasterKeyMismatch
 from entryway.kit.clock import Clock, SystemClock
 from entryway.kit.secrets import CLIENT_SECRET, MasterKey, SecretDigester
 from entryway.store.db import Database
@@ -31,6 +31,9 @@ class Runtime:
     digester: SecretDigester
     keys: KeyService
     keyring: Keyring
+    # The DevOps service's pipeline OIDC issuer signs with keys of its own, rotated on their own.
+    devops_keys: KeyService
+    devops_keyring: Keyring
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None, *, run_migrations: bool = True) -> Runtime:
@@ -55,6 +58,8 @@ class Runtime:
             digester=SecretDigester(master_key.derive(DIGEST_PURPOSE)),
             keys=keys,
             keyring=Keyring(db, encryptor, clock),
+            devops_keys=KeyService(db, encryptor, clock, DEVOPS_OIDC),
+            devops_keyring=Keyring(db, encryptor, clock, DEVOPS_OIDC),
         )
 
     @property
@@ -96,6 +101,7 @@ class Runtime:
                 git_root=str(self.settings.data_dir / "git"),
                 digester=self.digester,
                 web_client_secret=self.devops_web_client_secret,
+                oidc_keyring=self.devops_keyring,
             )
         )
 

@@ -224,6 +224,7 @@ class EntrywayServer:
         names = [settings.host, *settings.extra_names]
         self.tls = ensure_tls(settings.tls_dir, names, runtime.clock.now())
         runtime.keys.ensure_active_key()
+        runtime.devops_keys.ensure_active_key()
         self.runtime = runtime
         return runtime
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from entryway.devops.orgs.service import OrgService
     from entryway.devops.projects.service import ProjectService
     from entryway.identity.directory.service import DirectoryService
+    from entryway.keys.keyring import KeyService
     from entryway.runtime import Runtime
     from entryway.store.models import ApplicationRow, ManagedIdentityRow
 
@@ -1086,29 +1087,50 @@ def repo_list(data_dir: DataDir, org: OrgOpt, project: ProjectOpt) -> None:
 # --- keys ----------------------------------------------------------------------------------------
 
 
+PurposeOpt = Annotated[
+    str,
+    typer.Option(
+        "--purpose",
+        help="Whose keys: 'identity' (the identity platform's tokens) or 'devops-oidc' (the DevOps "
+        "service's pipeline OIDC tokens).",
+    ),
+]
+
+
+def _key_service(rt: Runtime, purpose: str) -> KeyService:
+    from entryway.keys.keyring import DEVOPS_OIDC, IDENTITY
+
+    if purpose == IDENTITY:
+        return rt.keys
+    if purpose == DEVOPS_OIDC:
+        return rt.devops_keys
+    raise fail(f"unknown purpose '{purpose}' (identity or devops-oidc)")
+
+
 @keys_app.command("rotate")
 def keys_rotate(
     data_dir: DataDir,
     expect: Annotated[
         str | None, typer.Option(help="Rotate only if this kid is still the active key.")
     ] = None,
+    purpose: PurposeOpt = "identity",
 ) -> None:
     """Make a new signing key active; the old one stays published until its tokens have expired."""
     from entryway.keys.keyring import RotationConflict
 
     with admin_runtime(data_dir) as rt:
         try:
-            kid = rt.keys.rotate(expect)
+            kid = _key_service(rt, purpose).rotate(expect)
         except RotationConflict as exc:
             raise fail(f"the active key is now {exc}; nothing rotated") from exc
         typer.echo(kid)
 
 
 @keys_app.command("list")
-def keys_list(data_dir: DataDir) -> None:
+def keys_list(data_dir: DataDir, purpose: PurposeOpt = "identity") -> None:
     """List signing keys: kid, state, created, published until."""
     with admin_runtime(data_dir) as rt:
-        for k in rt.keys.list_keys():
+        for k in _key_service(rt, purpose).list_keys():
             until = k.publish_until.isoformat() if k.publish_until else "-"
             typer.echo(f"{k.kid}\t{k.state}\t{k.created_at.isoformat()}\t{until}")
 

@@ -1,7 +1,9 @@
-"""Signing keys and their rotation.
+"""Signing keys and their rotation, by purpose.
 
 One key signs; retired keys stay published for verification until every token they signed has expired
-(dex `server/signer/rotation.go`). The key id is the RFC 7638 JWK thumbprint.
+(dex `server/signer/rotation.go`). The key id is the RFC 7638 JWK thumbprint. Each purpose (the identity
+platform's tokens, the DevOps service's pipeline OIDC tokens) has its own active key, rotation and key set:
+a key of one never signs or verifies for the other.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ RSA_KEY_SIZE = 2048
 # The longest access-token lifetime any tenant may configure (Entra: 1 day), plus clock-skew leeway.
 LONGEST_TOKEN_LIFETIME = timedelta(days=1)
 PUBLISH_MARGIN = timedelta(minutes=10)
+# Whose keys. The identity platform's were the only ones before purposes existed (migration 0008 gives old
+# rows this purpose).
+IDENTITY = "identity"
+DEVOPS_OIDC = "devops-oidc"
+PURPOSES = (IDENTITY, DEVOPS_OIDC)
 # How long a process keeps its view of the key set before it reads the database again.
 REFRESH_INTERVAL = timedelta(seconds=5)
 
@@ -91,20 +98,41 @@ class KeyEncryptor:
         return key
 
 
-class KeyRepository:
-    """Every query on the signing_keys table."""
+def check_purpose(purpose: str) -> str:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown signing key purpose '{purpose}' (one of {', '.join(PURPOSES)})")
+    return purpose
 
-    def __init__(self, session: Session) -> None:
+
+class KeyRepository:
+    """Every query on the signing_keys table, for the keys of one purpose."""
+
+    def __init__(self, session: Session, purpose: str = IDENTITY) -> None:
         self._session = session
+        self._purpose = check_purpose(purpose)
 
     def find_active(self) -> SigningKeyRow | None:
-        return self._session.scalars(select(SigningKeyRow).where(SigningKeyRow.state == "active")).first()
+        return self._session.scalars(
+            select(SigningKeyRow).where(
+                SigningKeyRow.purpose == self._purpose, SigningKeyRow.state == "active"
+            )
+        ).first()
 
     def list_all(self) -> list[SigningKeyRow]:
-        return list(self._session.scalars(select(SigningKeyRow).order_by(SigningKeyRow.created_at)))
+        return list(
+            self._session.scalars(
+                select(SigningKeyRow)
+                .where(SigningKeyRow.purpose == self._purpose)
+                .order_by(SigningKeyRow.created_at)
+            )
+        )
 
     def list_published(self, now: datetime) -> list[SigningKeyRow]:
-        rows = self._session.scalars(select(SigningKeyRow).order_by(SigningKeyRow.created_at.desc()))
+        rows = self._session.scalars(
+            select(SigningKeyRow)
+            .where(SigningKeyRow.purpose == self._purpose)
+            .order_by(SigningKeyRow.created_at.desc())
+        )
         return [r for r in rows if r.state == "active" or (r.publish_until and as_utc(r.publish_until) > now)]
 
     def add(self, row: SigningKeyRow) -> None:
@@ -114,7 +142,11 @@ class KeyRepository:
         """The compare half of compare-and-swap: only one rotation can retire a given active key."""
         result = self._session.execute(
             update(SigningKeyRow)
-            .where(SigningKeyRow.kid == kid, SigningKeyRow.state == "active")
+            .where(
+                SigningKeyRow.kid == kid,
+                SigningKeyRow.purpose == self._purpose,
+                SigningKeyRow.state == "active",
+            )
             .values(state="retired", retired_at=now, publish_until=publish_until)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
@@ -129,10 +161,16 @@ class RotationConflict(Exception):
 
 
 class KeyService:
-    def __init__(self, db: Database, encryptor: KeyEncryptor, clock: Clock) -> None:
+    """Creates and rotates the keys of one purpose."""
+
+    def __init__(self, db: Database, encryptor: KeyEncryptor, clock: Clock, purpose: str = IDENTITY) -> None:
         self._db = db
         self._encryptor = encryptor
         self._clock = clock
+        self.purpose = check_purpose(purpose)
+
+    def _repo(self, session: Session) -> KeyRepository:
+        return KeyRepository(session, self.purpose)
 
     def _new_row(self) -> SigningKeyRow:
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_SIZE)
@@ -142,6 +180,7 @@ class KeyService:
             algorithm=ALGORITHM,
             private_key_encrypted=self._encryptor.encrypt(jwk["kid"], private_key),
             public_jwk=jwk,
+            purpose=self.purpose,
             state="active",
             created_at=self._clock.now(),
         )
@@ -149,7 +188,7 @@ class KeyService:
     def check_master_key(self) -> None:
         """Refuse a master key other than the one the keys were encrypted with, at start, not at first use."""
         with self._db.read() as session:
-            active = KeyRepository(session).find_active()
+            active = self._repo(session).find_active()
         if active is None:
             return
         try:
@@ -162,7 +201,7 @@ class KeyService:
 
     def ensure_active_key(self) -> str:
         with self._db.unit_of_work() as session:
-            repo = KeyRepository(session)
+            repo = self._repo(session)
             active = repo.find_active()
             if active is not None:
                 return active.kid
@@ -173,7 +212,7 @@ class KeyService:
     def rotate(self, expected_kid: str | None = None) -> str:
         """Retire the active key (if it is still `expected_kid`) and make a new one active."""
         with self._db.unit_of_work() as session:
-            repo = KeyRepository(session)
+            repo = self._repo(session)
             active = repo.find_active()
             if active is None and expected_kid is not None:
                 raise RotationConflict("no active key")
@@ -189,16 +228,17 @@ class KeyService:
 
     def list_keys(self) -> list[SigningKeyRow]:
         with self._db.read() as session:
-            return KeyRepository(session).list_all()
+            return self._repo(session).list_all()
 
 
 class Keyring:
-    """A process's cached view of the key set: the signing key and the published public keys."""
+    """A process's cached view of one purpose's key set: the signing key and the published public keys."""
 
-    def __init__(self, db: Database, encryptor: KeyEncryptor, clock: Clock) -> None:
+    def __init__(self, db: Database, encryptor: KeyEncryptor, clock: Clock, purpose: str = IDENTITY) -> None:
         self._db = db
         self._encryptor = encryptor
         self._clock = clock
+        self.purpose = check_purpose(purpose)
         self._lock = threading.Lock()
         self._loaded_at: float | None = None
         self._signing: SigningKey | None = None
@@ -213,10 +253,12 @@ class Keyring:
             if self._loaded_at is not None and now - self._loaded_at < REFRESH_INTERVAL.total_seconds():
                 return
             with self._db.read() as session:
-                rows = KeyRepository(session).list_published(self._clock.now())
+                rows = KeyRepository(session, self.purpose).list_published(self._clock.now())
             active = next((r for r in rows if r.state == "active"), None)
             if active is None:
-                raise RuntimeError("no active signing key; run `entryway keys rotate`")
+                raise RuntimeError(
+                    f"no active {self.purpose} signing key; run `entryway keys rotate --purpose {self.purpose}`"
+                )
             if active.kid not in self._decrypted:
                 # Decrypt (and parse) once per key: a key parsed per call signs ~27 tokens a second.
                 private_key = self._encryptor.decrypt(active.kid, active.private_key_encrypted)

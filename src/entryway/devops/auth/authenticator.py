@@ -1,7 +1,7 @@
 """Request authentication as one layer: credential -> verified identity -> organization member.
 
-Later credential kinds (PATs, pipeline job tokens) plug in by kind; a credential of a kind nobody verifies
-yet, or one that fails verification, leaves the request anonymous.
+Credential kinds (Entra tokens, PATs, pipeline job tokens) plug in by kind; a credential of a kind nobody
+verifies, or one that fails verification, leaves the request anonymous.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from entryway.devops.auth.credentials import CredentialKind, PresentedCredential, parse_authorization
+from entryway.devops.auth.jobtoken import JobTokenRefusal, JobTokenVerifier
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.auth.verifier import EntraTokenVerifier, TokenRejected
 from entryway.devops.orgs.service import Member, Organization
@@ -22,12 +23,18 @@ MemberLookup = Callable[[Organization, str], Awaitable[Member | None]]
 
 class RequestAuthenticator:
     def __init__(
-        self, verifier: EntraTokenVerifier, find_member: MemberLookup, pats: PatVerifier | None = None
+        self,
+        verifier: EntraTokenVerifier,
+        find_member: MemberLookup,
+        pats: PatVerifier | None = None,
+        jobs: JobTokenVerifier | None = None,
     ) -> None:
         self._verifier = verifier
         self._find_member = find_member
         # None: no PAT digest key configured, PATs are not accepted.
         self.pats = pats
+        # None: no digest key configured, job tokens are not accepted.
+        self.jobs = jobs
 
     async def authenticate(
         self, authorization: str | None, org: Organization, use: PatUse | None = None
@@ -37,6 +44,8 @@ class RequestAuthenticator:
             return await self._entra_token(credential, org)
         if credential.kind is CredentialKind.PAT and self.pats is not None:
             return await self._pat(credential, org, use)
+        if credential.kind is CredentialKind.JOB_TOKEN and self.jobs is not None:
+            return await self._job_token(credential, org)
         if credential.kind is CredentialKind.NONE:
             return Anonymous(credential, "no credential")
         return Anonymous(credential, f"{credential.label} is not accepted")
@@ -72,4 +81,19 @@ class RequestAuthenticator:
             pat_scopes=verified.scopes,
             pat_id=verified.authorization_id,
             groups=verified.owner_groups,
+        )
+
+    async def _job_token(self, credential: PresentedCredential, org: Organization) -> Principal | Anonymous:
+        assert self.jobs is not None
+        verified = await self.jobs.verify(credential.value, org)
+        if isinstance(verified, JobTokenRefusal):
+            # Like a bad PAT: answered as no credential (401 TF400813), the reason goes to the log only.
+            log.info("job token refused for org %s: %s", org.name, verified.reason)
+            return Anonymous(credential, verified.reason)
+        return Principal(
+            verified.member,
+            org.tenant_id,
+            credential,
+            is_app_only=True,  # a service identity, no person behind it
+            job=verified.job,
         )

@@ -1,6 +1,8 @@
 """What a request presents, told apart by its shape (devops-wire-contract 1, 9):
 `Bearer <JWT>`, Basic with any user name and a JWT as the password (Git Credential Manager's oauth mode),
-and PATs as Basic password or Bearer. PATs are recognised here and verified by a later layer."""
+PATs and pipeline job tokens as Basic password or Bearer (the agent sends System.AccessToken both ways:
+`http.extraheader: AUTHORIZATION: bearer …` for checkout, Basic in many scripts). PATs and job tokens are
+recognised here by shape and verified by a later layer."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from entryway.kit.secrets import JOB_TOKEN
+
 # Strict base64url alphabet: a JWT with any other character is refused before any decoding
 # (plain urlsafe_b64decode silently drops bad characters).
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
@@ -18,8 +22,9 @@ MAX_CREDENTIAL_LENGTH = 16 * 1024
 
 class CredentialKind(enum.Enum):
     NONE = "none"
-    JWT = "jwt"  # an Entra access token (or, later, a pipeline job token)
+    JWT = "jwt"  # an Entra access token
     PAT = "pat"
+    JOB_TOKEN = "jobtoken"  # noqa: S105 - a kind of credential, not one: System.AccessToken, `ewjt_…`
     MALFORMED = "malformed"
 
 
@@ -53,6 +58,8 @@ def _classify(value: str, scheme: Scheme) -> PresentedCredential:
         return PresentedCredential(CredentialKind.MALFORMED, scheme)
     if looks_like_jwt(value):
         return PresentedCredential(CredentialKind.JWT, scheme, value)
+    if value.startswith(JOB_TOKEN.prefix):
+        return PresentedCredential(CredentialKind.JOB_TOKEN, scheme, value)
     if value.isalnum():
         return PresentedCredential(CredentialKind.PAT, scheme, value)
     return PresentedCredential(CredentialKind.MALFORMED, scheme)

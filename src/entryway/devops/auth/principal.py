@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from entryway.devops.auth.credentials import PresentedCredential
 from entryway.devops.orgs.service import Member
 from entryway.devops.pats import scopes as pat_scopes
+from entryway.devops.pipelines.jobtokens import JobIdentity
 
 ANONYMOUS_ID = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 
@@ -25,6 +26,9 @@ class Principal:
     groups: frozenset[str] = frozenset()
     # Directory role template ids: the Entra token's `wids` claim (none for a PAT).
     roles: frozenset[str] = frozenset()
+    # A pipeline job token: `member` is the project's build service identity, and only the routes declared
+    # with `org_route(job_token=True)` accept it (devops/auth/jobtoken.py).
+    job: JobIdentity | None = None
 
     def allows(self, needed: str) -> bool:
         """True when the credential's scopes cover `needed` (always, for an Entra token)."""

@@ -3,6 +3,7 @@ and the same under `/{org}/_git/{repo}` for a repository whose name is unique in
 
 Members only: an anonymous git gets the 401 challenge, which makes it ask its credential helper. Refusals
 are `text/plain`, which git prints to the user as `remote: …`; a git client never gets a redirect or HTML.
+A pipeline job token is accepted too (the checkout step); GitService limits it to its own project, read only.
 """
 
 from __future__ import annotations
@@ -36,14 +37,25 @@ def git_routes(router: DevOpsRouter) -> list[BaseRoute]:
     git = _GitHttp(router)
     routes: list[BaseRoute] = []
     # PAT scopes (PAT-AUTH): checked by GitService.authorize, where the operation is known.
+    # Job tokens (the build service): checked by GitService.authorize too (its own project, no push).
     member, anyscope = Access.MEMBER, ANY_SCOPE
     for prefix in ("/{org}/_git/{repo}", "/{org}/{project}/_git/{repo}"):
         routes += [
             router.org_route(
-                f"{prefix}/info/refs", git.info_refs, access=member, methods=["GET"], scope=anyscope
+                f"{prefix}/info/refs",
+                git.info_refs,
+                access=member,
+                methods=["GET"],
+                scope=anyscope,
+                job_token=True,
             ),
             router.org_route(
-                f"{prefix}/git-upload-pack", git.upload_pack, access=member, methods=["POST"], scope=anyscope
+                f"{prefix}/git-upload-pack",
+                git.upload_pack,
+                access=member,
+                methods=["POST"],
+                scope=anyscope,
+                job_token=True,
             ),
             router.org_route(
                 f"{prefix}/git-receive-pack",
@@ -51,6 +63,7 @@ def git_routes(router: DevOpsRouter) -> list[BaseRoute]:
                 access=member,
                 methods=["POST"],
                 scope=anyscope,
+                job_token=True,
             ),
         ]
     return routes
@@ -117,7 +130,13 @@ class _GitHttp:
             return _text(404, tf401019(repo_name))
         decided = await self._router.read(
             lambda session: GitService(session).authorize(
-                org, principal.member, project, repo_name, operation, pat_scopes=principal.pat_scopes
+                org,
+                principal.member,
+                project,
+                repo_name,
+                operation,
+                pat_scopes=principal.pat_scopes,
+                job_project_id=principal.job.project_id if principal.job is not None else None,
             )
         )
         if isinstance(decided, GitRefusal):

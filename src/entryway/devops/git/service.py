@@ -3,6 +3,12 @@
 The rules themselves are `devops.projects.permissions`; this module applies them to a located repository and
 words the refusals as Azure DevOps does (TF401019 for a repository one cannot read, which never tells whether
 it exists; TF401027 for a push without the Git 'GenericContribute' permission).
+
+A pipeline job token is the project-scoped build service (devops/auth/jobtoken.py). Azure DevOps grants that
+identity Read on its project's repositories by default and not Contribute (learn: pipelines/scripts/
+git-commands, "Grant version control permissions to the build service"); with the job authorization scope
+limited to the current project, another project's repository answers TF401019. Entryway has no per-repository
+permissions to grant it more, so a job clones and fetches its own project's repositories and pushes nowhere.
 """
 
 from __future__ import annotations
@@ -71,9 +77,27 @@ class GitService:
         operation: GitOperation,
         *,
         pat_scopes: frozenset[str] | None = None,
+        job_project_id: str | None = None,
     ) -> GitTarget | GitRefusal:
         """`project` None: the organization-level URL `/{org}/_git/{repo}`, which names a repository whose name
-        is unique in the organization. `pat_scopes`: a PAT's scopes (None: an Entra token)."""
+        is unique in the organization. `pat_scopes`: a PAT's scopes (None: an Entra token). `job_project_id`:
+        the caller is a job token of that project (`member` is its build service)."""
+        if job_project_id is not None:
+            return self._authorize_build_service(
+                org, member, project, repository, operation, job_project_id=job_project_id
+            )
+        return self._authorize_member(org, member, project, repository, operation, pat_scopes=pat_scopes)
+
+    def _authorize_member(
+        self,
+        org: Organization,
+        member: Member,
+        project: str | None,
+        repository: str,
+        operation: GitOperation,
+        *,
+        pat_scopes: frozenset[str] | None,
+    ) -> GitTarget | GitRefusal:
         # PAT scopes (PAT-AUTH): vso.code to read, vso.code_write to push. A PAT that cannot read is answered
         # as a repository one may not read (TF401019, 404); one that cannot push as a push without
         # 'GenericContribute' (TF401027, 403): the scope caps the owner's permissions.
@@ -103,6 +127,33 @@ class GitService:
             return GitRefusal(403, tf401027(member.principal_name), reason)
         if operation is GitOperation.PUSH and not can_push(member, role, member.organization_admin):
             reason = f"{member.principal_name} (role {role}) may not push to {project_row.name}/{repository_row.name}"
+            return GitRefusal(403, tf401027(member.principal_name), reason)
+        return GitTarget(org, project_row.id, project_row.name, repository_row.id, repository_row.name)
+
+    def _authorize_build_service(
+        self,
+        org: Organization,
+        member: Member,
+        project: str | None,
+        repository: str,
+        operation: GitOperation,
+        *,
+        job_project_id: str,
+    ) -> GitTarget | GitRefusal:
+        located = self._locate(org, project, repository)
+        if located is None:
+            return GitRefusal(
+                404, tf401019(repository), f"no repository '{repository}' in project '{project}'"
+            )
+        project_row, repository_row = located
+        if project_row.id != job_project_id:
+            reason = (
+                f"{member.display_name} may not read {project_row.name}/{repository_row.name}: "
+                "a job token reaches its own project only"
+            )
+            return GitRefusal(404, tf401019(repository), reason)
+        if operation is GitOperation.PUSH:
+            reason = f"{member.display_name} may not push: the build service has no Contribute permission"
             return GitRefusal(403, tf401027(member.principal_name), reason)
         return GitTarget(org, project_row.id, project_row.name, repository_row.id, repository_row.name)
 

@@ -54,7 +54,9 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
         ctx.http = httpx.AsyncClient(verify=verify, follow_redirects=False)
         key_source = IdentityKeySource(ctx.identity_origin, ctx.http, ctx.clock)
         verifier = EntraTokenVerifier(ctx.identity_origin, key_source, ctx.clock)
-        router.authenticator = RequestAuthenticator(verifier, router.find_member, router.pat_verifier)
+        router.authenticator = RequestAuthenticator(
+            verifier, router.find_member, router.pat_verifier, router.job_verifier
+        )
         yield
         await router.shutdown()
         await ctx.http.aclose()
@@ -90,7 +92,11 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/health", health),
         router.org_route(
-            "/{org}/_apis/connectionData", connection_data_endpoint, access=Access.MEMBER, scope=ANY_SCOPE
+            "/{org}/_apis/connectionData",
+            connection_data_endpoint,
+            access=Access.MEMBER,
+            scope=ANY_SCOPE,
+            job_token=True,  # the agent's first call with System.AccessToken: who am I
         ),
         *domain_routes_of(router),
         router.org_route("/{org}", org_root, access=Access.ANYONE, methods=["GET", "HEAD"]),

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from entryway.devops.auth.authenticator import RequestAuthenticator
 from entryway.devops.auth.challenge import tf400813_not_authorized, unauthorized
+from entryway.devops.auth.jobtoken import JobTokenVerifier
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.orgs.service import Member, Organization, OrgService
 from entryway.devops.pats.format import is_well_formed as is_well_formed_pat
@@ -123,6 +124,12 @@ class DevOpsRouter:
             if ctx.digester is not None
             else None
         )
+        # Pipeline job tokens (System.AccessToken): the project's build service, on routes that accept it.
+        self.job_verifier: JobTokenVerifier | None = (
+            JobTokenVerifier(digester=ctx.digester, clock=ctx.clock, read=self.read)
+            if ctx.digester is not None
+            else None
+        )
 
     # --- database ------------------------------------------------------------------------------------
 
@@ -206,10 +213,13 @@ class DevOpsRouter:
         access: Access,
         methods: list[str] | None = None,
         scope: str = FULL_ACCESS,
+        job_token: bool = False,
     ) -> Route:
         """A route under `/{org}`: the organization must exist, and the caller is authenticated (or refused
         with the 401 challenge when the route is for members); a PAT must hold `scope` on a member route.
-        Each decision goes to the listeners."""
+        A pipeline job token (the project's build service) is accepted only where `job_token` says so; any
+        other member route refuses it with 401 TF400813 naming the identity, an open route sees it as
+        anonymous. Each decision goes to the listeners."""
 
         async def endpoint(request: Request) -> Response:
             name = request.path_params["org"]
@@ -218,6 +228,13 @@ class DevOpsRouter:
                 await self.record(AuthDecision(request, None, name, None, False, 404, "no such organization"))
                 return not_found(f"The organization '{name}' does not exist.")
             principal = await self.authenticate(request, org)
+            if isinstance(principal, Principal) and principal.job is not None and not job_token:
+                reason = f"job token of run {principal.job.run_id}: this route does not accept job tokens"
+                if access is Access.MEMBER:
+                    log.info("%s %s refused: %s", request.method, request.url.path, reason)
+                    await self.record(AuthDecision(request, org, org.name, principal, False, 401, reason))
+                    return self.insufficient_scope(request, org, principal)
+                principal = Anonymous(principal.credential, reason, principal.member.object_id)
             if access is Access.MEMBER and isinstance(principal, Anonymous):
                 log.info("%s %s refused: %s", request.method, request.url.path, principal.reason)
                 await self.record(

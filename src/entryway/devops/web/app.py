@@ -18,8 +18,10 @@ from entryway.devops.auth.authenticator import RequestAuthenticator
 from entryway.devops.auth.jwks import IdentityKeySource
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.auth.verifier import EntraTokenVerifier
+from entryway.devops.connections.routes import connections_routes
 from entryway.devops.git.routes import git_routes
 from entryway.devops.leaks.routes import leaks_routes
+from entryway.devops.oidc.routes import oidc_routes
 from entryway.devops.orgs.connection_data import connection_data
 from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
@@ -109,6 +111,8 @@ def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
     """The routes of the domain packages (projects, git, audit). Each package adds itself here."""
     return [
         *audit_routes(router),  # and the recorder of every authentication decision
+        *oidc_routes(router),  # the pipeline OIDC issuer (not under an organization)
+        *connections_routes(router),  # service connections and the pipeline oidctoken endpoint
         *projects_routes(router),
         *git_routes(router),
         *pats_routes(router),

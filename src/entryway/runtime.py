@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from starlette.applications import Starlette
 
 from entryway.config.settings import Settings
+from entryway.devops.pipelines.variables import PIPELINE_VARIABLES_PURPOSE
 from entryway.devops.web.app import DevOpsContext, create_devops_app
 from entryway.identity.managed.header import identity_header
 from entryway.identity.web.app import IdentityContext, create_identity_app
@@ -102,6 +103,7 @@ class Runtime:
                 digester=self.digester,
                 web_client_secret=self.devops_web_client_secret,
                 oidc_keyring=self.devops_keyring,
+                pipeline_variables_key=self.master_key.derive(PIPELINE_VARIABLES_PURPOSE),
             )
         )
 

@@ -70,6 +70,8 @@ class DevOpsContext:
     web_client_secret: str | None = None
     # The pipeline OIDC issuer's keys (devops/oidc); None: no OIDC tokens for service connections.
     oidc_keyring: Keyring | None = None
+    # The key secret pipeline variables are encrypted under (devops/pipelines/variables.py); None: no runs.
+    pipeline_variables_key: bytes | None = None
 
 
 Handler = Callable[[Request, Organization, Principal | Anonymous], Awaitable[Response]]

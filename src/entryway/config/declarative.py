@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from entryway.config.members import add_member, find_member
 from entryway.config.pat_policies import apply_org_pat_policies, apply_tenant_extras
+from entryway.config.service_connections import apply_service_connections
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.leaks.service import LeakReporterError, LeakReporterService
 from entryway.devops.orgs.service import AccessLevel, Organization, OrgError, OrgService
@@ -157,6 +158,17 @@ def apply_config(
                 with _at(project_cfg):
                     _apply_project(
                         directory, orgs, projects, org, cfg=project_cfg, actor=actor, report=report
+                    )
+                    # After the project's pipelines: a connection may name them.
+                    apply_service_connections(
+                        session,
+                        runtime.clock,
+                        directory,
+                        org=org,
+                        project=projects.get(org, project_cfg.text("name", required=True) or ""),
+                        cfg=project_cfg,
+                        devops_origin=runtime.settings.devops_origin,
+                        report=report,
                     )
         for reporter_cfg in root.items("leak_reporters"):
             _apply_leak_reporter(session, runtime, reporter_cfg, report)
@@ -531,7 +543,7 @@ def _apply_project(
     report: ApplyReport,
 ) -> None:
     """A project, its repositories and its members' roles; what exists is matched, never removed."""
-    cfg.check_keys({"name", "description", "repositories", "members"})
+    cfg.check_keys({"name", "description", "repositories", "members", "service_connections"})
     name = cfg.text("name", required=True)
     assert name is not None
     project = projects.find(org, name)

@@ -79,6 +79,12 @@ def federation_of(
     )
 
 
+def federated_credential_name(connection: ServiceConnection) -> str:
+    """The federated credential `--create-federated-credential` (and the config file) makes for a connection:
+    named by the connection's id, so it stays the same credential when the connection is renamed."""
+    return f"sc-{connection.id}"
+
+
 ENTRA_NOT_SUPPORTED = (
     "the Entra-issued form of workload identity federation (--issuer entra) is not supported yet; "
     "use --issuer devops (the DevOps service's own issuer, Azure DevOps' vstoken.dev.azure.com form)"

@@ -1142,6 +1142,7 @@ from entryway.cli import leaks as _leaks  # noqa: E402, F401  (registers `entryw
 from entryway.cli import notifications as _notifications  # noqa: E402, F401  (registers `entryway notifications`)
 from entryway.cli import pat_policies as _pat_policies  # noqa: E402, F401  (registers `entryway pats policy`)
 from entryway.cli import pats  # noqa: E402, F401  (registers `entryway pats` on `app`)
+from entryway.cli import pipelines as _pipelines  # noqa: E402, F401  (registers `entryway pipelines`)
 
 
 def main() -> None:

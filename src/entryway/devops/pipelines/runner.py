@@ -173,7 +173,8 @@ class JobRunner:
 
     def run(self, run_id: int, echo: Echo | None = None) -> str:
         """Run a queued run to its end; returns its result (succeeded, failed or canceled). Never raises for
-        what a pipeline does: a failure is the run's result, recorded with its reason."""
+        what a pipeline does: a failure is the run's result, recorded with its reason. A run that does not exist
+        or has already started is left alone ("failed" is returned, nothing is written)."""
         masker = Masker()
         logs = _LogWriter(self._db, self._clock, run_id, masker, echo)
         job: _Job | None = None
@@ -182,6 +183,9 @@ class JobRunner:
         try:
             job = self._start(run_id, masker)
             result, error = self._execute(job, logs)
+        except _NotRunnable as exc:
+            log.warning("run %s not run: %s", run_id, exc)
+            return "failed"
         except _JobRefused as exc:
             error = str(exc)
             logs.write(0, f"##[error]{error}")
@@ -190,10 +194,10 @@ class JobRunner:
             error = "the run failed unexpectedly (see the server log)"
             logs.write(0, f"##[error]{error}")
         finally:
-            logs.flush()
-            self._finish(run_id, result, error)
             if job is not None:
                 shutil.rmtree(job.work, ignore_errors=True)
+        logs.flush()
+        self._finish(run_id, result, error)
         return result
 
     def _start(self, run_id: int, masker: Masker) -> _Job:
@@ -201,10 +205,10 @@ class JobRunner:
         with self._db.unit_of_work() as session:
             rows = PipelineRepository(session).find_job_rows(run_id)
             if rows is None:
-                raise _JobRefused(f"run {run_id} not found")
+                raise _NotRunnable(f"run {run_id} not found")
             run, pipeline_row, project, org, repo = rows
             if run.state != "notStarted":
-                raise _JobRefused(f"run {run_id} has already started")
+                raise _NotRunnable(f"run {run_id} has already started")
             pipeline = Pipeline.from_row(pipeline_row)
             bare = repository_path(self._settings.git_root, repo.id)
             version = _rev_parse(bare, run.source_branch)
@@ -548,8 +552,6 @@ class JobRunner:
             run = PipelineRepository(session).get_run(run_id)
             if run is None:
                 return
-            if run.state == "completed":  # refused because it had already run: leave its record alone
-                return
             run.state = "completed"
             run.result = result
             run.error = None if error is None else error[:2048]
@@ -558,6 +560,10 @@ class JobRunner:
                 if step.state in {"pending", "inProgress"}:
                     step.state = "skipped" if step.state == "pending" else "completed"
                     step.result = step.result or ("skipped" if step.state == "skipped" else result)
+
+
+class _NotRunnable(Exception):
+    """The run does not exist or has already started."""
 
 
 class _JobRefused(Exception):
@@ -627,6 +633,8 @@ def _stream(
     if timed_out:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return None
-    return process.wait()
+    code = process.wait()
+    reader.join(timeout=5)
+    assert process.stdout is not None
+    process.stdout.close()
+    return None if timed_out else code

@@ -1,0 +1,525 @@
+"""Pipeline runs (issue 7) on a server of their own: `entryway pipelines create / variable set / run / show`
+and the runner underneath — the checkout with the job token by the real git CLI, script steps as real bash
+subprocesses with the agent's environment, variables and macros, masking, a failing step, the YAML refusals,
+the timeout, and the job token revoked when the job ends.
+
+The server here has its own clock with no offset: `entryway pipelines run` in this process issues the job token
+with the system clock (as the CLI does in production) and the server checks it with its ManualClock, so the
+two must agree — the shared server's clock is moved hours ahead by other tests."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from entryway.cli.main import app as cli
+from entryway.devops.git.storage import repository_path
+from entryway.devops.orgs.service import OrgService
+from entryway.devops.pipelines.jobtokens import JobTokens
+from entryway.devops.pipelines.runner import JobRunner, RunnerSettings
+from entryway.devops.pipelines.service import PipelineService
+from entryway.devops.pipelines.variables import PIPELINE_VARIABLES_PURPOSE, VariableCipher
+from entryway.devops.projects.service import ProjectService
+from entryway.kit.clock import ManualClock
+from entryway.store.models import JobTokenRow, PipelineLogLineRow, PipelineVariableRow
+from tests.conftest import Instance, start_entryway
+
+GIT = shutil.which("git") or "/usr/bin/git"
+ORG = "pipelineorg"
+PROJECT = "Pipeline Works"
+OTHER_PROJECT = "Pipeline Elsewhere"
+REPO = "pipeline-code"
+SECRET = "s3cr3t-Value-that-must-never-show"
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z ")
+
+CONFIG = f"""\
+tenants:
+  - id: 4b1c2d3e-5f60-4a7b-8c9d-0e1f2a3b4c5d
+    domains: [pipelines.test]
+    users:
+      - upn: pia@pipelines.test
+        password: "Pia-Runs-Pipelines-0042"
+        mfa_required: false
+organizations:
+  - name: {ORG}
+    tenant: pipelines.test
+    members:
+      - user: pia@pipelines.test
+        access: basic
+    projects:
+      - name: {PROJECT}
+        repositories: [{REPO}]
+        members:
+          - user: pia@pipelines.test
+            role: contributors
+      - name: {OTHER_PROJECT}
+        repositories: [elsewhere]
+"""
+
+
+@dataclass
+class World:
+    instance: Instance
+    bare: Path
+    work: Path  # a clone that pushes commits into the bare repository
+    home: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.instance.settings.data_dir
+
+
+def _git(*args: str, cwd: Path, home: Path) -> str:
+    done = subprocess.run(
+        [GIT, *args],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def commit_files(world: World, files: dict[str, str], branch: str = "main") -> str:
+    """Commit `files` on `branch` and push them straight into the bare repository; returns the commit id."""
+    _git("checkout", "-B", branch, cwd=world.work, home=world.home)
+    for name, text in files.items():
+        path = world.work / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    _git("add", "-A", cwd=world.work, home=world.home)
+    _git("commit", "-q", "--allow-empty", "-m", "pipeline files", cwd=world.work, home=world.home)
+    _git("push", "-q", "--force", "origin", f"HEAD:refs/heads/{branch}", cwd=world.work, home=world.home)
+    return _git("rev-parse", "HEAD", cwd=world.work, home=world.home).strip()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    instance = start_entryway(tmp_path_factory.mktemp("pipelines"), ManualClock(), configs=(CONFIG,))
+    runtime = instance.runtime
+    actual = runtime.settings
+    # What `entryway serve` writes, so that the CLI in this process finds the server's ports.
+    (actual.data_dir / "state.json").write_text(
+        json.dumps(
+            {
+                "host": actual.host,
+                "identity_port": actual.identity_port,
+                "devops_port": actual.devops_port,
+                "imds_port": actual.imds_port,
+                "app_service_port": actual.app_service_port,
+                "managed_identity": actual.managed_identity,
+                "database_url": actual.database_url,
+            }
+        )
+    )
+    with runtime.db.read() as session:
+        org = OrgService(session, runtime.clock).get(ORG)
+        projects = ProjectService(session, runtime.clock)
+        project = projects.get(org, PROJECT)
+        repo_id = projects.get_repository(org, REPO, project=project).id
+    bare = repository_path(runtime.settings.data_dir / "git", repo_id)
+    home = tmp_path_factory.mktemp("pipeline-home")
+    (home / ".gitconfig").write_text("[user]\n\tname = Pia\n\temail = pia@pipelines.test\n")
+    work = tmp_path_factory.mktemp("pipeline-work") / "code"
+    _git("clone", "-q", str(bare), str(work), cwd=home, home=home)
+    yield World(instance, bare, work, home)
+    instance.server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _trust_this_servers_ca(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps take the parent's CA variables; the shared server (other modules) may have set them to its CA."""
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"):
+        monkeypatch.setenv(name, world.instance.ca_bundle)
+
+
+def run_cli(world: World, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, [*args, "--data-dir", str(world.data_dir)])
+    return result.exit_code, result.output
+
+
+def _run_record(world: World, run_id: int) -> dict[str, object]:
+    code, output = run_cli(world, "pipelines", "show", str(run_id), "--json")
+    assert code == 0, output
+    record: dict[str, object] = json.loads(output)
+    return record
+
+
+def _stored_log(world: World, run_id: int) -> str:
+    with world.instance.runtime.db.read() as session:
+        rows = session.scalars(select(PipelineLogLineRow).where(PipelineLogLineRow.run_id == run_id)).all()
+        return "\n".join(r.text for r in rows)
+
+
+def _run_id(output: str) -> int:
+    found = re.search(r"Run (\d+) of", output)
+    assert found, output
+    return int(found.group(1))
+
+
+MAIN_YAML = """\
+trigger: none
+pool:
+  vmImage: ubuntu-latest
+variables:
+  greeting: hello
+  app.mode: test
+steps:
+  - script: |
+      echo "$(greeting) from run $(Build.BuildId)"
+      echo "mode=$APP_MODE greeting=$GREETING plain=$PLAIN_VAR"
+      echo "token-in-env=$SYSTEM_ACCESSTOKEN"
+      echo "secret-macro=$(db.password)"
+      echo "secret-env=$MAPPED_SECRET"
+      echo "unmapped-secret=[$DB_PASSWORD]"
+      echo "collection=$SYSTEM_COLLECTIONURI tfcollection=$SYSTEM_TEAMFOUNDATIONCOLLECTIONURI"
+      echo "project=$SYSTEM_TEAMPROJECT projectid=$SYSTEM_TEAMPROJECTID definition=$SYSTEM_DEFINITIONID"
+      echo "plan=$SYSTEM_PLANID job=$SYSTEM_JOBID oidc=$SYSTEM_OIDCREQUESTURI"
+      echo "build=$BUILD_BUILDID number=$BUILD_BUILDNUMBER tf=$TF_BUILD"
+      echo "repo=$BUILD_REPOSITORY_NAME uri=$BUILD_REPOSITORY_URI"
+      echo "branch=$BUILD_SOURCEBRANCH short=$BUILD_SOURCEBRANCHNAME version=$BUILD_SOURCEVERSION"
+      echo "sources=$BUILD_SOURCESDIRECTORY pwd=$(pwd)"
+      echo "temp=$AGENT_TEMPDIRECTORY builddir=$AGENT_BUILDDIRECTORY"
+      echo "ca=$REQUESTS_CA_BUNDLE"
+      printf '%s' "$SYSTEM_ACCESSTOKEN" > "{token_file}"
+      git ls-remote "$BUILD_REPOSITORY_URI" refs/heads/main > /dev/null && echo "ls-remote with the job token"
+      echo "##vso[task.setvariable variable=handed.on]from step one"
+    displayName: Greet
+    env:
+      MAPPED_SECRET: $(db.password)
+  - bash: |
+      echo "handed=$HANDED_ON"
+      value="$(echo runtime-secret | tr a-z A-Z)-123"
+      echo "##vso[task.setsecret]$value"
+      echo "registered $value"
+      test -f README.md && echo "checked out README"
+      echo "to stderr" >&2
+      exit 3
+    displayName: Fail on purpose
+  - script: echo never
+    displayName: Skipped
+"""
+
+
+def test_a_run_from_the_cli(world: World, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    version = commit_files(
+        world, {"README.md": "hello\n", "ci/main.yml": MAIN_YAML.replace("{token_file}", str(token_file))}
+    )
+    project_path = f"{ORG}/{PROJECT}"
+    code, output = run_cli(
+        world,
+        "pipelines",
+        "create",
+        project_path,
+        "--name",
+        "main-ci",
+        "--repo",
+        REPO,
+        "--yaml",
+        "ci/main.yml",
+    )
+    assert code == 0, output
+    assert "Created pipeline main-ci" in output
+    assert (
+        run_cli(
+            world, "pipelines", "variable", "set", project_path, "--pipeline", "main-ci", "plain.var", "pv"
+        )[0]
+        == 0
+    )
+    code, output = run_cli(
+        world,
+        "pipelines",
+        "variable",
+        "set",
+        project_path,
+        "--pipeline",
+        "main-ci",
+        "db.password",
+        SECRET,
+        "--secret",
+    )
+    assert code == 0, output
+    code, output = run_cli(world, "pipelines", "variable", "list", project_path, "--pipeline", "main-ci")
+    assert "db.password = *** (secret)" in output
+    assert "plain.var = pv" in output
+    assert SECRET not in output
+
+    code, output = run_cli(world, "pipelines", "run", project_path, "--pipeline", "main-ci")
+    assert code == 1, output  # a step failed
+    run_id = _run_id(output)
+    assert token_file.exists(), output
+    token = token_file.read_text()
+    assert token.startswith("ewjt_")
+    log_lines = [line for line in output.splitlines() if TIMESTAMP.match(line)]
+    assert len(log_lines) > 20
+    log = output
+    with world.instance.runtime.db.read() as session:
+        org = OrgService(session, world.instance.runtime.clock).get(ORG)
+        project = ProjectService(session, world.instance.runtime.clock).get(org, PROJECT)
+        pipeline = PipelineService(session, world.instance.runtime.clock).get(project, "main-ci")
+        run = PipelineService(session, world.instance.runtime.clock).get_run(run_id)
+    devops = world.instance.devops
+    expected = [
+        f"hello from run {run_id}",
+        "mode=test greeting=hello plain=pv",
+        "token-in-env=***",
+        "secret-macro=***",
+        "secret-env=***",
+        "unmapped-secret=[]",  # secrets are not exported; a step maps them in env
+        f"collection={devops}/{ORG}/ tfcollection={devops}/{ORG}/",
+        f"project={PROJECT} projectid={project.id} definition={pipeline.id}",
+        f"plan={run.plan_id} job={run.job_id} oidc={devops}/{ORG}/{project.id}/_apis/distributedtask/hubs/build/"
+        f"plans/{run.plan_id}/jobs/{run.job_id}/oidctoken",
+        f"build={run_id} number=",
+        " tf=True",
+        f"repo={REPO} uri={devops}/{ORG}/{quote(PROJECT)}/_git/{REPO}",
+        f"branch=refs/heads/main short=main version={version}",
+        f"ca={world.instance.ca_bundle}",
+        "ls-remote with the job token",
+        "handed=from step one",
+        "registered ***",
+        "checked out README",
+        "to stderr",
+        "##[error]Bash exited with code '3'.",
+        '##[command]git -c http.extraheader="AUTHORIZATION: bearer ***" clone',
+    ]
+    for text in expected:
+        assert text in log, text
+    assert "echo never" not in "\n".join(line for line in log_lines if "Starting: Skipped" in line)
+    sources = re.search(r"sources=(/\S+) pwd=(/\S+)", log)
+    assert sources is not None
+    assert sources.group(1) == sources.group(2)
+    assert sources.group(1).endswith("/1/s")
+    stored = _stored_log(world, run_id)
+    for secret in (SECRET, token, "RUNTIME-SECRET-123"):
+        assert secret not in output
+        assert secret not in stored
+    assert "hello from run" in stored
+
+    record = _run_record(world, run_id)
+    assert record["state"] == "completed"
+    assert record["result"] == "failed"
+    assert record["sourceVersion"] == version
+    steps = record["steps"]
+    assert isinstance(steps, list)
+    assert [(s["displayName"], s["result"], s["exitCode"]) for s in steps] == [
+        (f"Checkout {REPO}@main to s", "succeeded", 0),
+        ("Greet", "succeeded", 0),
+        ("Fail on purpose", "failed", 3),
+        ("Skipped", "skipped", None),
+    ]
+    code, text = run_cli(world, "pipelines", "show", str(run_id))
+    assert f"Run {run_id}  main-ci  completed  failed" in text
+    assert "[skipped] 3 Skipped" in text
+    assert SECRET not in text
+
+    # The job ended: its token is revoked, and refused by the server on the next request.
+    with world.instance.runtime.db.read() as session:
+        assert (
+            JobTokens(session, world.instance.runtime.clock, world.instance.runtime.digester).verify(token)
+            is None
+        )
+        row = session.scalars(select(JobTokenRow).where(JobTokenRow.run_id == run_id)).one()
+        assert row.revoked_at is not None
+    refused = requests.get(
+        f"{devops}/{ORG}/{quote(PROJECT)}/_git/{REPO}/info/refs?service=git-upload-pack",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=world.instance.ca_bundle,
+        timeout=30,
+    )
+    assert refused.status_code == 401
+
+    # The secret is stored encrypted, never in the clear.
+    with world.instance.runtime.db.read() as session:
+        variable = session.scalars(
+            select(PipelineVariableRow).where(PipelineVariableRow.name == "db.password")
+        ).one()
+        assert variable.value is None
+        assert variable.value_encrypted is not None
+        assert SECRET.encode() not in variable.value_encrypted
+
+
+def test_a_run_that_succeeds_exits_0_and_runs_by_yaml_path(world: World) -> None:
+    commit_files(world, {"ok.yml": "steps:\n  - script: echo fine\n"}, branch="feature/ok")
+    code, output = run_cli(
+        world, "pipelines", "run", f"{ORG}/{PROJECT}", "--pipeline", "ok.yml", "--branch", "feature/ok"
+    )
+    assert code == 0, output
+    assert "fine" in output
+    run_id = _run_id(output)
+    record = _run_record(world, run_id)
+    assert record["result"] == "succeeded"
+    assert record["sourceBranch"] == "refs/heads/feature/ok"
+    assert record["pipeline"] == {"id": record["pipeline"]["id"], "name": REPO}  # type: ignore[index]
+    code, output = run_cli(world, "pipelines", "list", f"{ORG}/{PROJECT}")
+    assert f"{REPO}/ok.yml" in output
+
+
+@pytest.mark.parametrize(
+    ("files", "branch", "message"),
+    [
+        (
+            {"bad.yml": "steps:\n  - script: echo hi\n    condition: always()\n"},
+            "main",
+            "bad.yml: 'steps[0].condition' (line 3): not supported",
+        ),
+        ({"bad.yml": "jobs:\n  - job: A\n"}, "main", "bad.yml: 'jobs' (line 1): not supported"),
+        ({"other.yml": "steps: []\n"}, "main", "bad.yml not found in repository pipeline-code"),
+        ({}, "no-such-branch", "branch 'refs/heads/no-such-branch' not found in repository pipeline-code"),
+    ],
+    ids=["condition", "jobs", "no-file", "no-branch"],
+)
+def test_a_refused_pipeline_fails_before_any_step(
+    world: World, files: dict[str, str], branch: str, message: str
+) -> None:
+    if files:
+        _git("rm", "-q", "--ignore-unmatch", "bad.yml", cwd=world.work, home=world.home)
+        commit_files(world, files, branch="refusals")
+        branch = "refusals" if branch == "main" else branch
+    project_path = f"{ORG}/{PROJECT}"
+    if run_cli(world, "pipelines", "list", project_path)[1].find("refusals-ci") < 0:
+        code, output = run_cli(
+            world,
+            "pipelines",
+            "create",
+            project_path,
+            "--name",
+            "refusals-ci",
+            "--repo",
+            REPO,
+            "--yaml",
+            "bad.yml",
+        )
+        assert code == 0, output
+    code, output = run_cli(
+        world, "pipelines", "run", project_path, "--pipeline", "refusals-ci", "--branch", branch
+    )
+    assert code == 1, output
+    assert message in output
+    record = _run_record(world, _run_id(output))
+    assert record["result"] == "failed"
+    assert message in str(record["error"])
+    assert record["steps"] == []  # no step ran, not even the checkout
+    with world.instance.runtime.db.read() as session:
+        assert session.scalars(select(JobTokenRow).where(JobTokenRow.run_id == record["id"])).all() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["pipelines", "create", f"{ORG}/{PROJECT}", "--name", "x", "--repo", "nope"],
+            "repository 'nope' not found",
+        ),
+        (
+            ["pipelines", "create", f"{ORG}/{PROJECT}", "--name", "x", "--repo", REPO, "--yaml", "../x.yml"],
+            "not a path",
+        ),
+        (["pipelines", "create", f"{ORG}/{PROJECT}", "--name", "x", "--repo", "elsewhere"], "not found"),
+        (["pipelines", "create", f"{ORG}", "--name", "x", "--repo", REPO], "is not ORG/PROJECT"),
+        (["pipelines", "create", f"{ORG}/Nope", "--name", "x", "--repo", REPO], "not found"),
+        (["pipelines", "create", f"{ORG}/{PROJECT}", "--name", "a/b", "--repo", REPO], "cannot contain"),
+        (["pipelines", "run", f"{ORG}/{PROJECT}", "--pipeline", "nope"], "pipeline 'nope' not found"),
+        (
+            ["pipelines", "run", f"{ORG}/{PROJECT}", "--pipeline", "ok.yml", "--branch", "a..b"],
+            "not a branch",
+        ),
+        (["pipelines", "variable", "set", f"{ORG}/{PROJECT}", "--pipeline", "nope", "a", "b"], "not found"),
+        (["pipelines", "show", "999999"], "run 999999 not found"),
+    ],
+)
+def test_cli_refusals(world: World, args: list[str], message: str) -> None:
+    code, output = run_cli(world, *args)
+    assert code == 2, output
+    assert message in output
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("System.AccessToken", "predefined"), ("bad name", "letters, digits"), ("", "letters, digits")],
+)
+def test_variable_names_are_checked(world: World, name: str, message: str) -> None:
+    commit_files(world, {"vars.yml": "steps:\n  - script: echo\n"}, branch="vars")
+    run_cli(
+        world,
+        "pipelines",
+        "create",
+        f"{ORG}/{PROJECT}",
+        "--name",
+        "vars-ci",
+        "--repo",
+        REPO,
+        "--yaml",
+        "vars.yml",
+    )
+    code, output = run_cli(
+        world, "pipelines", "variable", "set", f"{ORG}/{PROJECT}", "--pipeline", "vars-ci", name, "v"
+    )
+    assert code == 2, output
+    assert message in output
+
+
+def test_a_secret_copied_onto_another_variable_does_not_decrypt() -> None:
+    cipher = VariableCipher(b"k" * 32)
+    blob = cipher.encrypt(1, "a", "value")
+    assert cipher.decrypt(1, "A", blob) == "value"  # names are case-insensitive
+    with pytest.raises(ValueError, match="cannot be decrypted"):
+        cipher.decrypt(2, "a", blob)
+    with pytest.raises(ValueError, match="cannot be decrypted"):
+        VariableCipher(b"o" * 32).decrypt(1, "a", blob)
+
+
+def test_the_job_timeout_cancels_the_run_and_revokes_its_token(world: World) -> None:
+    commit_files(world, {"slow.yml": "steps:\n  - script: sleep 30\n  - script: echo after\n"}, branch="slow")
+    runtime = world.instance.runtime
+    project_path = f"{ORG}/{PROJECT}"
+    run_cli(
+        world, "pipelines", "create", project_path, "--name", "slow-ci", "--repo", REPO, "--yaml", "slow.yml"
+    )
+    with runtime.db.unit_of_work() as session:
+        from entryway.devops.audit.recorder import Actor
+
+        org = OrgService(session, runtime.clock).get(ORG)
+        project = ProjectService(session, runtime.clock).get(org, PROJECT)
+        service = PipelineService(session, runtime.clock)
+        run = service.queue_run(org, service.get(project, "slow-ci"), "slow", Actor.local("test"))
+    lines: list[str] = []
+    runner = JobRunner(
+        runtime.db,
+        runtime.clock,
+        runtime.digester,
+        VariableCipher(runtime.master_key.derive(PIPELINE_VARIABLES_PURPOSE)),
+        RunnerSettings(
+            devops_origin=runtime.settings.devops_origin,
+            git_root=str(runtime.settings.data_dir / "git"),
+            ca_bundle=str(runtime.settings.ca_bundle),
+            job_timeout=timedelta(seconds=4),
+        ),
+    )
+    assert runner.run(run.id, echo=lines.append) == "canceled"
+    assert any("The job ran longer than the maximum time" in line for line in lines)
+    record = _run_record(world, run.id)
+    assert record["result"] == "canceled"
+    assert [s["result"] for s in record["steps"]] == ["succeeded", "canceled", "skipped"]  # type: ignore[union-attr]
+    with runtime.db.read() as session:
+        row = session.scalars(select(JobTokenRow).where(JobTokenRow.run_id == run.id)).one()
+        assert row.revoked_at is not None
+    # A run is run once.
+    assert runner.run(run.id) == "failed"
+    assert _run_record(world, run.id)["result"] == "canceled"

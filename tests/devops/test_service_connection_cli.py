@@ -223,6 +223,59 @@ def test_create_show_rename_delete_with_the_federated_credential(cli_world: CliW
 
 
 @pytest.mark.usefixtures("trusts_the_instance")
+def test_rename_with_update_federated_credential_keeps_the_exchange_working(cli_world: CliWorld) -> None:
+    args = ["--tenant", "contoso.test", "--app", "cli-deployer", "--pipeline", "release"]
+    created = json.loads(
+        ok(
+            run(
+                cli_world,
+                "serviceconnection",
+                "create",
+                f"{ORG}/{PROJECT}",
+                "--name",
+                "staging",
+                *args,
+                "--create-federated-credential",
+                "--json",
+            )
+        )
+    )
+    renamed = ok(
+        run(
+            cli_world,
+            "serviceconnection",
+            "rename",
+            f"{ORG}/{PROJECT}",
+            "--name",
+            "staging",
+            "--to",
+            "staging-eu",
+            "--update-federated-credential",
+        )
+    )
+    assert f"federated credential sc-{created['id']} now names the new subject" in renamed
+    fic = federated_credentials(cli_world, DEPLOYER_ID)[f"sc-{created['id']}"]
+    assert fic[1] == f"sc://{ORG}/{PROJECT}/staging-eu"
+    assert exchange(cli_world, DEPLOYER_ID, oidc_token(cli_world, created["id"]).json()["oidcToken"])
+    # A connection made without its credential has none to update: refused, and the rename is not kept.
+    ok(run(cli_world, "serviceconnection", "create", f"{ORG}/{PROJECT}", "--name", "bare", *args))
+    refused = run(
+        cli_world,
+        "serviceconnection",
+        "rename",
+        f"{ORG}/{PROJECT}",
+        "--name",
+        "bare",
+        "--to",
+        "bare-2",
+        "--update-federated-credential",
+    )
+    assert refused.exit_code == 2
+    assert "has no federated credential named" in refused.output
+    assert run(cli_world, "serviceconnection", "show", f"{ORG}/{PROJECT}", "--name", "bare").exit_code == 0
+
+
+@pytest.mark.usefixtures("trusts_the_instance")
 def test_a_connection_with_a_user_assigned_managed_identity(cli_world: CliWorld) -> None:
     created = json.loads(
         ok(

@@ -221,14 +221,37 @@ def rename(
     path: ProjectPathArg,
     name: ConnectionOpt,
     new_name: Annotated[str, typer.Option("--to", help="The new name.")],
+    update_federated_credential: Annotated[
+        bool,
+        typer.Option(
+            "--update-federated-credential",
+            help="Also set the connection's federated credential (made by --create-federated-credential) to "
+            "the new subject.",
+        ),
+    ] = False,
 ) -> None:
-    """Rename a service connection. Its tokens' subject changes with the name: update the federated credential
-    (`entryway app fic update`), or sign-ins fail with AADSTS700213, as in Azure DevOps."""
+    """Rename a service connection. Its tokens' subject changes with the name: a federated credential naming the
+    old subject no longer matches (sign-ins fail with AADSTS700213, as in Azure DevOps) unless it is updated."""
+    from entryway.devops.connections.service import federated_credential_name
+
     with _project_scope(data_dir, path) as scope:
         connection = scope.connections.rename(scope.project.id, name, new_name)
         body = _describe(scope, connection)
+        if update_federated_credential:
+            federation = scope.federation(connection)
+            scope.admin.directory.update_federated_credential(
+                connection.client_id,
+                federated_credential_name(connection),
+                issuer=federation.issuer,
+                subject=federation.subject,
+                audiences=[federation.audience],
+                description=f"Azure DevOps service connection {scope.org.name}/{scope.project.name}/{new_name}",
+            )
     _print(body)
-    typer.echo("the subject changed: a federated credential naming the old one no longer matches")
+    if update_federated_credential:
+        typer.echo(f"federated credential {federated_credential_name(connection)} now names the new subject")
+    else:
+        typer.echo("the subject changed: a federated credential naming the old one no longer matches")
 
 
 @connections_app.command("authorize")

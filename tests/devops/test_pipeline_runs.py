@@ -52,11 +52,21 @@ tenants:
       - upn: pia@pipelines.test
         password: "Pia-Runs-Pipelines-0042"
         mfa_required: false
+      - upn: rita@pipelines.test
+        password: "Pia-Runs-Pipelines-0042"
+        mfa_required: false
+      - upn: otto@pipelines.test
+        password: "Pia-Runs-Pipelines-0042"
+        mfa_required: false
 organizations:
   - name: {ORG}
     tenant: pipelines.test
     members:
       - user: pia@pipelines.test
+        access: basic
+      - user: rita@pipelines.test
+        access: basic
+      - user: otto@pipelines.test
         access: basic
     projects:
       - name: {PROJECT}
@@ -64,6 +74,8 @@ organizations:
         members:
           - user: pia@pipelines.test
             role: contributors
+          - user: rita@pipelines.test
+            role: readers
       - name: {OTHER_PROJECT}
         repositories: [elsewhere]
 """
@@ -523,3 +535,221 @@ def test_the_job_timeout_cancels_the_run_and_revokes_its_token(world: World) -> 
     # A run is run once.
     assert runner.run(run.id) == "failed"
     assert _run_record(world, run.id)["result"] == "canceled"
+
+
+# --- the REST API ------------------------------------------------------------------------------------------
+
+TENANT = "4b1c2d3e-5f60-4a7b-8c9d-0e1f2a3b4c5d"
+AZURE_CLI_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+
+def _token(world: World, upn: str) -> str:
+    response = requests.post(
+        f"{world.instance.identity}/{TENANT}/oauth2/v2.0/token",
+        data={
+            "grant_type": "password",
+            "client_id": AZURE_CLI_ID,
+            "username": upn,
+            "password": "Pia-Runs-Pipelines-0042",
+            "scope": "499b84ac-1321-427f-aa17-267ca6975798/.default",
+        },
+        verify=world.instance.ca_bundle,
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    value: str = response.json()["access_token"]
+    return value
+
+
+@pytest.fixture(scope="module")
+def rest(world: World) -> dict[str, object]:
+    """A pipeline for the REST tests, and who calls."""
+    commit_files(
+        world,
+        {
+            "rest.yml": 'variables:\n  who: rest\nsteps:\n  - script: echo "over $(who) as $SYSTEM_TEAMPROJECT"\n'
+        },
+        branch="rest",
+    )
+    code, output = run_cli(
+        world,
+        "pipelines",
+        "create",
+        f"{ORG}/{PROJECT}",
+        "--name",
+        "rest-ci",
+        "--repo",
+        REPO,
+        "--yaml",
+        "rest.yml",
+    )
+    assert code == 0, output
+    code, output = run_cli(world, "pipelines", "list", f"{ORG}/{PROJECT}", "--json")
+    pipeline_id = next(p["id"] for p in json.loads(output) if p["name"] == "rest-ci")
+    return {
+        "pipeline_id": pipeline_id,
+        "pia": _token(world, "pia@pipelines.test"),
+        "rita": _token(world, "rita@pipelines.test"),
+        "otto": _token(world, "otto@pipelines.test"),
+    }
+
+
+def _api(world: World, method: str, path: str, token: str | None, **kwargs: object) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.request(
+        method,
+        f"{world.instance.devops}/{ORG}/{quote(PROJECT)}/_apis/pipelines{path}",
+        headers=headers,
+        verify=world.instance.ca_bundle,
+        timeout=30,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _wait_completed(world: World, pipeline_id: object, run_id: int, token: str) -> dict[str, object]:
+    import time
+
+    for _ in range(200):
+        response = _api(world, "GET", f"/{pipeline_id}/runs/{run_id}?api-version=7.1", token)
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        if body["state"] == "completed":
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not complete")
+
+
+def test_a_run_queued_over_rest_runs_in_the_background(world: World, rest: dict[str, object]) -> None:
+    pipeline_id, pia = rest["pipeline_id"], str(rest["pia"])
+    response = _api(
+        world,
+        "POST",
+        f"/{pipeline_id}/runs?api-version=7.1",
+        pia,
+        json={"resources": {"repositories": {"self": {"refName": "refs/heads/rest"}}}},
+    )
+    assert response.status_code == 200, response.text
+    queued = response.json()
+    assert queued["state"] == "inProgress"
+    assert queued["pipeline"]["id"] == pipeline_id
+    assert queued["pipeline"]["name"] == "rest-ci"
+    assert queued["resources"]["repositories"]["self"]["refName"] == "refs/heads/rest"
+    assert "result" not in queued
+    run_id = queued["id"]
+    done = _wait_completed(world, pipeline_id, run_id, pia)
+    assert done["result"] == "succeeded"
+    assert "finishedDate" in done
+    assert done["url"].endswith(f"/_apis/pipelines/{pipeline_id}/runs/{run_id}")  # type: ignore[union-attr]
+
+    listed = _api(world, "GET", f"/{pipeline_id}/runs?api-version=7.1", pia).json()
+    assert run_id in [r["id"] for r in listed["value"]]
+    pipelines = _api(world, "GET", "?api-version=7.1", str(rest["rita"])).json()  # readers see pipelines
+    assert "rest-ci" in [p["name"] for p in pipelines["value"]]
+    assert (
+        _api(world, "GET", f"/{pipeline_id}?api-version=7.1", pia).json()["configuration"]["path"]
+        == "rest.yml"
+    )
+
+    logs = _api(world, "GET", f"/{pipeline_id}/runs/{run_id}/logs?api-version=7.1", pia).json()["logs"]
+    assert [entry["id"] for entry in logs] == [1, 2]
+    assert all(entry["lineCount"] > 0 for entry in logs)
+    log = _api(world, "GET", f"/{pipeline_id}/runs/{run_id}/logs/2?api-version=7.1", pia).json()
+    assert log["signedContent"]["url"].endswith(f"/runs/{run_id}/logs/2/content")
+    content = _api(world, "GET", f"/{pipeline_id}/runs/{run_id}/logs/2/content", str(rest["rita"]))
+    assert content.status_code == 200
+    assert content.headers["content-type"].startswith("text/plain")
+    assert f"over rest as {PROJECT}" in content.text
+    assert all(TIMESTAMP.match(line) for line in content.text.splitlines())
+
+
+def test_a_run_queued_without_a_body_runs_the_default_branch(world: World, rest: dict[str, object]) -> None:
+    pipeline_id, pia = rest["pipeline_id"], str(rest["pia"])
+    response = _api(world, "POST", f"/{pipeline_id}/runs?api-version=7.1", pia)
+    assert response.status_code == 200, response.text
+    assert response.json()["resources"]["repositories"]["self"]["refName"] == "refs/heads/main"
+    done = _wait_completed(world, pipeline_id, response.json()["id"], pia)
+    assert done["result"] == "failed"  # main holds no rest.yml: refused before any step
+    logs = _api(world, "GET", f"/{pipeline_id}/runs/{done['id']}/logs?api-version=7.1", pia).json()["logs"]
+    assert len(logs) == 1
+    content = _api(world, "GET", f"/{pipeline_id}/runs/{done['id']}/logs/1/content", pia).text
+    assert "rest.yml not found in repository" in content
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("pia", "POST", "/{p}/runs", {}, 400, "No api-version was supplied"),
+        (
+            "pia",
+            "POST",
+            "/{p}/runs?api-version=7.1",
+            {"variables": {"a": {"value": "b"}}},
+            400,
+            "'variables' is not",
+        ),
+        ("pia", "POST", "/{p}/runs?api-version=7.1", {"previewRun": True}, 400, "'previewRun' is not"),
+        (
+            "pia",
+            "POST",
+            "/{p}/runs?api-version=7.1",
+            {"yamlOverride": "steps: []"},
+            400,
+            "'yamlOverride' is not",
+        ),
+        ("pia", "POST", "/{p}/runs?api-version=7.1", [1], 400, "must be a JSON object"),
+        ("pia", "POST", "/{p}/runs?api-version=7.1", "not json", 400, "must be a JSON object"),
+        (
+            "pia",
+            "POST",
+            "/{p}/runs?api-version=7.1",
+            {"resources": {"repositories": {"other": {"refName": "main"}}}},
+            400,
+            "Only the pipeline's own repository",
+        ),
+        (
+            "pia",
+            "POST",
+            "/{p}/runs?api-version=7.1",
+            {"resources": {"repositories": {"self": {"refName": 5}}}},
+            400,
+            "refName is a string",
+        ),
+        (
+            "pia",
+            "POST",
+            "/{p}/runs?api-version=7.1",
+            {"resources": {"repositories": {"self": {"refName": "refs/heads/a..b"}}}},
+            400,
+            "is not a branch name",
+        ),
+        ("rita", "POST", "/{p}/runs?api-version=7.1", {}, 403, "TF215106: Access denied."),
+        ("otto", "GET", "/{p}/runs?api-version=7.1", None, 404, "TF200016"),
+        ("otto", "POST", "/{p}/runs?api-version=7.1", {}, 404, "TF200016"),
+        (None, "GET", "/{p}/runs?api-version=7.1", None, 401, ""),
+        ("pia", "GET", "/999999/runs?api-version=7.1", None, 404, "Pipeline with id 999999 not found."),
+        ("pia", "GET", "/rest-ci?api-version=7.1", None, 404, "Pipeline with id rest-ci not found."),
+        ("pia", "GET", "/{p}/runs/999999?api-version=7.1", None, 404, "Run with id 999999 not found."),
+        (
+            "pia",
+            "GET",
+            "/{p}/runs/1?api-version=7.1",
+            None,
+            404,
+            "Run with id 1 not found.",
+        ),  # another pipeline's
+        ("pia", "GET", "/{p}/runs?api-version=99.0", None, 400, "out of range"),
+    ],
+)
+def test_rest_refusals(
+    world: World, rest: dict[str, object], case: tuple[str | None, str, str, object, int, str]
+) -> None:
+    who, method, path, body, status, message = case
+    token = str(rest[who]) if who else None
+    kwargs: dict[str, object] = {}
+    if isinstance(body, str):
+        kwargs["data"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    response = _api(world, method, path.replace("{p}", str(rest["pipeline_id"])), token, **kwargs)
+    assert response.status_code == status, response.text
+    assert message in response.text

@@ -27,6 +27,7 @@ from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pats.routes import pats_routes
 from entryway.devops.pats.sessiontokens import sessiontokens_routes
+from entryway.devops.pipelines.routes import pipelines_routes
 from entryway.devops.portal.routes import portal_routes
 from entryway.devops.projects.routes import projects_routes
 from entryway.devops.web.routing import (
@@ -115,6 +116,7 @@ def domain_routes_of(router: DevOpsRouter) -> list[BaseRoute]:
         *connections_routes(router),  # service connections and the pipeline oidctoken endpoint
         *projects_routes(router),
         *git_routes(router),
+        *pipelines_routes(router),  # pipelines, runs (executed in the background) and their logs
         *pats_routes(router),
         *sessiontokens_routes(router),  # Git Credential Manager's PAT mode
         *leaks_routes(router),  # leaked-token reports (not under an organization)

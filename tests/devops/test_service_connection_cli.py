@@ -15,6 +15,7 @@ import yaml
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientAssertionCredential
 from click.testing import Result
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from entryway.cli.main import STATE_FILE
@@ -26,7 +27,7 @@ from entryway.devops.projects.service import ProjectService
 from entryway.identity.directory.service import DirectoryService
 from entryway.kit.clock import ManualClock
 from entryway.kit.ids import new_guid
-from entryway.store.models import PipelineRow, PipelineRunRow
+from entryway.store.models import AuditEventRow, PipelineRow, PipelineRunRow
 from tests.conftest import CONTOSO_TENANT, DEVOPS_SCOPE, Instance, start_entryway
 
 ORG = "clorg"
@@ -220,6 +221,21 @@ def test_create_show_rename_delete_with_the_federated_credential(cli_world: CliW
     ).strip() == (f"deleted {connection_id}")
     assert oidc_token(cli_world, connection_id).status_code == 404
     assert "prod" not in ok(run(cli_world, "serviceconnection", "list", f"{ORG}/{PROJECT}"))
+    assert audited(cli_world, connection_id) == [
+        ("Library.ServiceConnectionCreated", "prod"),
+        ("Library.ServiceConnectionPropertyChanged", "prod-2"),
+        ("Library.ServiceConnectionDeleted", "prod-2"),
+    ]
+
+
+def audited(world: CliWorld, connection_id: str) -> list[tuple[str, str]]:
+    """The connection's audit rows: (action, its name then), oldest first; all by the CLI."""
+    runtime = world.instance.runtime
+    with runtime.db.read() as session:
+        rows = session.scalars(select(AuditEventRow).order_by(AuditEventRow.timestamp)).all()
+        mine = [r for r in rows if (r.details or {}).get("connectionId") == connection_id]
+        assert all(r.actor_name == "cli" and r.organization_name == ORG for r in mine)
+        return [(r.action, str(r.details["connectionName"])) for r in mine]
 
 
 @pytest.mark.usefixtures("trusts_the_instance")
@@ -332,6 +348,7 @@ def test_a_connection_with_a_user_assigned_managed_identity(cli_world: CliWorld)
     response = oidc_token(cli_world, created["id"])
     assert response.status_code == 200
     assert exchange(cli_world, client_id, response.json()["oidcToken"])
+    assert ("Pipelines.ResourceAuthorizedForPipeline", "uami-conn") in audited(cli_world, created["id"])
 
 
 @pytest.mark.parametrize(

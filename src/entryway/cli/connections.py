@@ -52,6 +52,7 @@ class _Scope:
 @contextmanager
 def _project_scope(data_dir: DataDir, path: str, *, write: bool = True) -> Iterator[_Scope]:
     """One unit of work over the directory, the organization's project and its service connections."""
+    from entryway.devops.audit.recorder import Actor
     from entryway.devops.connections.service import ConnectionService, ServiceConnectionError
     from entryway.devops.orgs.service import OrgService
     from entryway.devops.projects.service import ProjectService
@@ -70,7 +71,8 @@ def _project_scope(data_dir: DataDir, path: str, *, write: bool = True) -> Itera
         org = a.orgs.get(org_name)
         project = a.projects.get(org, project_name)
         try:
-            yield _Scope(a, org, project, ConnectionService(session, rt.clock))
+            service = ConnectionService(session, rt.clock, org=org, actor=Actor.local("cli"))
+            yield _Scope(a, org, project, service)
         except ServiceConnectionError as exc:
             raise fail(str(exc)) from exc
 

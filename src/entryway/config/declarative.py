@@ -168,6 +168,7 @@ def apply_config(
                         project=projects.get(org, project_cfg.text("name", required=True) or ""),
                         cfg=project_cfg,
                         devops_origin=runtime.settings.devops_origin,
+                        actor=actor,
                         report=report,
                     )
         for reporter_cfg in root.items("leak_reporters"):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from entryway.devops.audit.recorder import Actor
 from entryway.devops.connections.service import (
     ConnectionService,
     Federation,
@@ -70,9 +71,10 @@ def apply_service_connections(
     project: Project,
     cfg: _Reader,
     devops_origin: str,
+    actor: Actor,
     report: ApplyReport,
 ) -> None:
-    connections = ConnectionService(session, clock)
+    connections = ConnectionService(session, clock, org=org, actor=actor)
     for sc_cfg in cfg.items("service_connections"):
         sc_cfg.check_keys(KEYS)
         with _at(sc_cfg):

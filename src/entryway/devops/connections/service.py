@@ -16,8 +16,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from entryway.devops.audit.recorder import Actor, record_change_by
 from entryway.devops.connections.repository import ConnectionRepository
 from entryway.devops.oidc.issuer import AUDIENCE, connection_subject, issuer_url
+from entryway.devops.orgs.service import Organization
 from entryway.kit.clock import Clock
 from entryway.kit.ids import new_guid, parse_guid
 from entryway.store.models import ServiceConnectionPipelineRow, ServiceConnectionRow
@@ -111,9 +113,40 @@ def _guid(value: str, what: str) -> str:
 
 
 class ConnectionService:
-    def __init__(self, session: Session, clock: Clock) -> None:
+    """With `org` and `actor`, every change is also an audit row in the same unit of work (the CLI and the
+    config file pass them; a caller without them changes nothing it must answer for, e.g. a test's setup)."""
+
+    def __init__(
+        self,
+        session: Session,
+        clock: Clock,
+        *,
+        org: Organization | None = None,
+        actor: Actor | None = None,
+    ) -> None:
+        self._session = session
         self._repo = ConnectionRepository(session)
         self._clock = clock
+        self._org = org
+        self._actor = actor
+
+    def _audit(self, action: str, connection: ServiceConnectionRow, **details: object) -> None:
+        """Azure DevOps' audit action names (Library.ServiceConnection*, Pipelines.ResourceAuthorized*)."""
+        if self._org is None or self._actor is None:
+            return
+        record_change_by(
+            self._session,
+            clock=self._clock,
+            organization=self._org,
+            actor=self._actor,
+            action=action,
+            details={
+                "connectionId": connection.id,
+                "connectionName": connection.name,
+                "projectId": connection.project_id,
+                **details,
+            },
+        )
 
     def _to_connection(self, row: ServiceConnectionRow) -> ServiceConnection:
         return ServiceConnection(
@@ -205,6 +238,14 @@ class ConnectionService:
             self._repo.add(
                 ServiceConnectionPipelineRow(connection_id=row.id, pipeline_id=pipeline_id, created_at=now)
             )
+        self._audit(
+            "Library.ServiceConnectionCreated",
+            row,
+            tenantId=row.tenant_id,
+            clientId=row.client_id,
+            issuer=row.issuer_mode,
+            pipelines="all" if all_pipelines else ",".join(map(str, dict.fromkeys(pipeline_ids))),
+        )
         return self._to_connection(row)
 
     def rename(self, project_id: str, id_or_name: str, new_name: str) -> ServiceConnection:
@@ -215,8 +256,10 @@ class ConnectionService:
         other = self._repo.find(project_id, new_name)
         if other is not None and other.id != row.id:
             raise ServiceConnectionError(f"the project already has a service connection named '{new_name}'")
+        old_name = row.name
         row.name, row.name_key, row.updated_at = new_name, new_name.lower(), self._clock.now()
         self._repo.flush()
+        self._audit("Library.ServiceConnectionPropertyChanged", row, previousName=old_name)
         return self._to_connection(row)
 
     def authorize(self, project_id: str, id_or_name: str, pipeline: str) -> bool:
@@ -230,6 +273,7 @@ class ConnectionService:
                 connection_id=row.id, pipeline_id=pipeline_id, created_at=self._clock.now()
             )
         )
+        self._audit("Pipelines.ResourceAuthorizedForPipeline", row, pipelineId=pipeline_id)
         return True
 
     def set_all_pipelines(self, project_id: str, id_or_name: str, all_pipelines: bool) -> bool:
@@ -238,11 +282,18 @@ class ConnectionService:
             return False
         row.all_pipelines, row.updated_at = all_pipelines, self._clock.now()
         self._repo.flush()
+        action = (
+            "Pipelines.ResourceAuthorizedForAllPipelines"
+            if all_pipelines
+            else "Pipelines.ResourceNotAuthorizedForAllPipelines"
+        )
+        self._audit(action, row)
         return True
 
     def delete(self, project_id: str, id_or_name: str) -> ServiceConnection:
         row = self._get_row(project_id, id_or_name)
         connection = self._to_connection(row)
+        self._audit("Library.ServiceConnectionDeleted", row)
         self._repo.delete(row.id)
         return connection
 

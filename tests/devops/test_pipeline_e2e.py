@@ -18,6 +18,9 @@ so a test can move the clock past a job token's expiry while its job waits.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -35,20 +38,23 @@ import yaml
 from entryway.config.declarative import apply_config
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.connections.service import ConnectionService, federation_of
+from entryway.devops.git.storage import repository_path
 from entryway.devops.orgs.service import OrgService
 from entryway.devops.pipelines.runner import JobRunner, RunnerSettings
 from entryway.devops.pipelines.service import PipelineService
 from entryway.devops.pipelines.variables import PIPELINE_VARIABLES_PURPOSE, VariableCipher
 from entryway.devops.projects.permissions import ProjectRole
 from entryway.devops.projects.service import ProjectService
+from entryway.kit.clock import ManualClock
 from entryway.store.models import JobTokenRow, PipelineLogLineRow
 from tests.conftest import (
     ADA,
     CONTOSO_TENANT,
     Instance,
     register_federated_credential,
+    start_entryway,
 )
-from tests.devops.test_git import ORG, GitWorld, commit_file, git, git_world, ok
+from tests.devops.test_git import GIT, ORG, GitWorld, commit_file, git, git_world, ok
 
 __all__ = ["git_world"]  # the fixture, imported from the Git tests
 
@@ -611,3 +617,173 @@ def test_secrets_never_appear_in_the_log(pipeline_world: PipelineWorld, handoff:
         rows = session.query(PipelineLogLineRow).filter(PipelineLogLineRow.run_id == outcome.run_id).all()
         assert rows
         assert not any(password in row.text or token in row.text for row in rows)
+
+
+# --- the issue as an administrator types it ---------------------------------------------------------------------
+
+CLI_TENANT = "2e4f6a8b-0c1d-4e3f-a5b7-c9d0e1f2a3b4"
+CLI_DEPLOYER_ID = "3f5a7b9c-1d2e-4f40-b6c8-d0e1f2a3b4c5"
+CLI_CONFIG = f"""\
+tenants:
+  - id: {CLI_TENANT}
+    domains: [wif.test]
+    apps:
+      - name: wif-deployer
+        client_id: {CLI_DEPLOYER_ID}
+organizations:
+  - name: wiforg
+    tenant: wif.test
+    members:
+      - app: wif-deployer
+        access: basic
+    projects:
+      - name: Web Shop
+        repositories: [shop]
+      - name: Release Notes
+        repositories: [notes]
+        members:
+          - app: wif-deployer
+            role: readers
+"""
+CLI_YML = """\
+steps:
+- script: $(python) wif_clone.py
+  displayName: Clone with AzurePipelinesCredential
+  env:
+    DEPLOYER_TENANT: $(deployer.tenant)
+    DEPLOYER_CLIENT: $(deployer.client)
+    CONNECTION_ID: $(connection.id)
+    AUTHORITY_HOST: $(authority.host)
+    TARGET_URL: $(target.url)
+- script: |
+    echo "the deploy password is $(deploy.password)"
+    printf %s "$SYSTEM_ACCESSTOKEN" > "$(handoff.dir)/cli-token"
+  displayName: Print a secret
+"""
+
+
+def _commit_into(bare: Path, files: dict[str, str], work: Path) -> None:
+    """Commit files on main straight into a bare repository (the administrator's own clone)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(work.parent), "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["clone", "-q", str(bare), str(work)], ["-C", str(work), "checkout", "-q", "-B", "main"]):
+        subprocess.run([GIT, *args], env=env, check=True, capture_output=True)
+    for name, text in files.items():
+        (work / name).write_text(text)
+    for args in (
+        ["add", "-A"],
+        ["-c", "user.name=Admin", "-c", "user.email=admin@wif.test", "commit", "-q", "-m", "pipeline"],
+        ["push", "-q", "origin", "HEAD:refs/heads/main"],
+    ):
+        subprocess.run([GIT, "-C", str(work), *args], env=env, check=True, capture_output=True)
+
+
+def test_the_issue_typed_at_the_command_line(tmp_path: Path) -> None:
+    """`entryway pipelines create`, `serviceconnection create --create-federated-credential`, `pipelines
+    variable set [--secret]`, `pipelines run` — each a real `entryway` process against a running server of
+    this test's own (its clock agrees with the CLI's): the job signs in with AzurePipelinesCredential, clones
+    with the Entra token, and what `run` prints shows neither the secret nor the job token."""
+    instance = start_entryway(tmp_path / "data", ManualClock(), configs=(CLI_CONFIG,))
+    try:
+        runtime = instance.runtime
+        settings = runtime.settings
+        # What `entryway serve` writes, so that the CLI finds the server's ports.
+        (settings.data_dir / "state.json").write_text(
+            json.dumps(
+                {
+                    "host": settings.host,
+                    "identity_port": settings.identity_port,
+                    "devops_port": settings.devops_port,
+                    "imds_port": settings.imds_port,
+                    "app_service_port": settings.app_service_port,
+                    "managed_identity": settings.managed_identity,
+                    "database_url": settings.database_url,
+                }
+            )
+        )
+        with runtime.db.read() as session:
+            org = OrgService(session, runtime.clock).get("wiforg")
+            projects = ProjectService(session, runtime.clock)
+            shop = projects.get_repository(org, "shop", project=projects.get(org, "Web Shop")).id
+            notes = projects.get_repository(org, "notes", project=projects.get(org, "Release Notes")).id
+        git_root = settings.data_dir / "git"
+        _commit_into(
+            repository_path(git_root, shop),
+            {"azure-pipelines.yml": CLI_YML, "wif_clone.py": WIF_CLONE_PY},
+            tmp_path / "shop",
+        )
+        _commit_into(
+            repository_path(git_root, notes), {"NOTES.md": "notes for the deployer\n"}, tmp_path / "notes"
+        )
+        ca = instance.ca_bundle
+        env = {
+            **os.environ,
+            **dict.fromkeys(("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"), ca),
+        }
+
+        def entryway(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "entryway", *args, "--data-dir", str(settings.data_dir)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+
+        where = "wiforg/Web Shop"
+        created = entryway("pipelines", "create", where, "--name", "deploy", "--repo", "shop")
+        assert created.returncode == 0, created.stdout + created.stderr
+        connection = entryway(
+            "serviceconnection", "create", where, "--name", "shop-prod", "--tenant", CLI_TENANT,
+            "--app", CLI_DEPLOYER_ID, "--pipeline", "deploy", "--create-federated-credential", "--json",
+        )  # fmt: skip
+        assert connection.returncode == 0, connection.stdout + connection.stderr
+        connection_id = json.loads(connection.stdout)["id"]
+        password = f"pw-{uuid.uuid4().hex}"
+        handoff = tmp_path / "handoff"
+        handoff.mkdir()
+        variables = {
+            "python": sys.executable,
+            "deployer.tenant": CLI_TENANT,
+            "deployer.client": CLI_DEPLOYER_ID,
+            "connection.id": connection_id,
+            "authority.host": instance.identity,
+            "target.url": f"{instance.devops}/wiforg/{quote('Release Notes')}/_git/notes",
+            "handoff.dir": str(handoff),
+        }
+        for name, value in variables.items():
+            done = entryway("pipelines", "variable", "set", where, name, value, "--pipeline", "deploy")
+            assert done.returncode == 0, done.stdout + done.stderr
+        done = entryway(
+            "pipelines",
+            "variable",
+            "set",
+            where,
+            "deploy.password",
+            password,
+            "--pipeline",
+            "deploy",
+            "--secret",
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        run = entryway("pipelines", "run", where, "--pipeline", "azure-pipelines.yml")
+        printed = run.stdout + run.stderr
+        assert run.returncode == 0, printed
+        assert "got an Entra token for Azure DevOps" in printed
+        assert "cloned: notes for the deployer" in printed
+        assert "the deploy password is ***" in printed
+        token = (handoff / "cli-token").read_text()
+        assert token.startswith("ewjt_")
+        assert password not in printed
+        assert token not in printed
+        # The job has ended: its token is refused.
+        answer = requests.get(
+            f"{instance.devops}/wiforg/_apis/connectionData",
+            headers={"Authorization": f"Bearer {token}"},
+            verify=ca,
+            timeout=30,
+        )
+        assert answer.status_code == 401
+    finally:
+        instance.server.stop()

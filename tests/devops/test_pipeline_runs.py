@@ -753,3 +753,109 @@ def test_rest_refusals(
     response = _api(world, method, path.replace("{p}", str(rest["pipeline_id"])), token, **kwargs)
     assert response.status_code == status, response.text
     assert message in response.text
+
+
+# --- the config file ---------------------------------------------------------------------------------------
+
+PIPELINES_CONFIG = f"""\
+organizations:
+  - name: {ORG}
+    tenant: pipelines.test
+    projects:
+      - name: {PROJECT}
+        pipelines:
+          - name: configured
+            repository: {REPO}
+            yaml: ci/configured.yml
+            variables:
+              greeting: hello
+              answer: 42
+              db.password:
+                secret: true
+                from_env: TEST_PIPELINE_SECRET
+"""
+
+
+def test_pipelines_from_the_config_file(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from entryway.config.declarative import apply_config
+
+    monkeypatch.setenv("TEST_PIPELINE_SECRET", SECRET)
+    runtime = world.instance.runtime
+    report = apply_config(runtime, yaml.safe_load(PIPELINES_CONFIG), source="test_pipelines")
+    assert f"pipeline {ORG}/{PROJECT}/configured" in report.created
+    assert "secret variable db.password of pipeline configured" in report.created
+    again = apply_config(runtime, yaml.safe_load(PIPELINES_CONFIG), source="test_pipelines")
+    assert again.created == []  # applying twice changes nothing, the secret included
+    _code, output = run_cli(
+        world, "pipelines", "variable", "list", f"{ORG}/{PROJECT}", "--pipeline", "configured"
+    )
+    assert "answer = 42" in output
+    assert "db.password = *** (secret)" in output
+    monkeypatch.setenv("TEST_PIPELINE_SECRET", "another-value-of-the-secret")
+    changed = apply_config(runtime, yaml.safe_load(PIPELINES_CONFIG), source="test_pipelines")
+    assert changed.created == ["secret variable db.password of pipeline configured"]
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "message"),
+    [
+        ("name: configured\n            repository: elsewhere", "not found"),
+        (
+            "name: configured\n            repository: " + REPO + "\n            yaml: other.yml",
+            "never changes",
+        ),
+        ("name: fresh\n            repository: nope", "repository 'nope' not found"),
+        ("name: fresh\n            repository: " + REPO + "\n            yaml: ../up.yml", "not a path"),
+        ("name: fresh\n            repository: " + REPO + "\n            trigger: x", "trigger"),
+        (
+            "name: fresh\n            repository: " + REPO + "\n            variables: [a]",
+            "expected a mapping",
+        ),
+        (
+            "name: fresh\n            repository: " + REPO + "\n            variables: {a: [1]}",
+            "expected a value",
+        ),
+        (
+            "name: fresh\n            repository: " + REPO + "\n            variables: {a: {secret: true}}",
+            "exactly one",
+        ),
+        (
+            "name: fresh\n            repository: "
+            + REPO
+            + "\n            variables: {a: {from_env: NOPE_X}}",
+            "not set",
+        ),
+        (
+            "name: fresh\n            repository: " + REPO + "\n            variables: {a: {value: x, b: 1}}",
+            "unknown key",
+        ),
+        (
+            "name: fresh\n            repository: " + REPO + "\n            variables: {System.X: 1}",
+            "predefined",
+        ),
+    ],
+)
+def test_config_file_refusals(
+    world: World, monkeypatch: pytest.MonkeyPatch, pipeline: str, message: str
+) -> None:
+    import yaml
+
+    from entryway.config.declarative import ConfigError, apply_config
+
+    monkeypatch.setenv("TEST_PIPELINE_SECRET", SECRET)
+    apply_config(world.instance.runtime, yaml.safe_load(PIPELINES_CONFIG), source="test_pipelines")
+    text = f"""\
+organizations:
+  - name: {ORG}
+    tenant: pipelines.test
+    projects:
+      - name: {PROJECT}
+        pipelines:
+          - {pipeline}
+"""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        apply_config(world.instance.runtime, yaml.safe_load(text), source="test_pipelines")
+    _code, output = run_cli(world, "pipelines", "list", f"{ORG}/{PROJECT}")
+    assert "fresh" not in output  # all or nothing

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 
 from entryway.config.members import add_member, find_member
 from entryway.config.pat_policies import apply_org_pat_policies, apply_tenant_extras
+from entryway.config.pipelines import apply_pipelines
 from entryway.config.service_connections import apply_service_connections
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.leaks.service import LeakReporterError, LeakReporterService
 from entryway.devops.orgs.service import AccessLevel, Organization, OrgError, OrgService
+from entryway.devops.pipelines.variables import PIPELINE_VARIABLES_PURPOSE, VariableCipher
 from entryway.devops.projects.permissions import ProjectRole
 from entryway.devops.projects.service import ProjectError, ProjectService
 from entryway.identity.directory.service import DEFAULT_FIC_AUDIENCE, DirectoryError, DirectoryService
@@ -158,6 +160,16 @@ def apply_config(
                 with _at(project_cfg):
                     _apply_project(
                         directory, orgs, projects, org, cfg=project_cfg, actor=actor, report=report
+                    )
+                    apply_pipelines(
+                        session,
+                        runtime.clock,
+                        VariableCipher(runtime.master_key.derive(PIPELINE_VARIABLES_PURPOSE)),
+                        org=org,
+                        project=projects.get(org, project_cfg.text("name", required=True) or ""),
+                        cfg=project_cfg,
+                        actor=actor,
+                        report=report,
                     )
                     # After the project's pipelines: a connection may name them.
                     apply_service_connections(
@@ -544,7 +556,7 @@ def _apply_project(
     report: ApplyReport,
 ) -> None:
     """A project, its repositories and its members' roles; what exists is matched, never removed."""
-    cfg.check_keys({"name", "description", "repositories", "members", "service_connections"})
+    cfg.check_keys({"name", "description", "repositories", "members", "service_connections", "pipelines"})
     name = cfg.text("name", required=True)
     assert name is not None
     project = projects.find(org, name)

@@ -588,8 +588,10 @@ def _read_blob(bare: Path, version: str, path: str) -> str | None:
         timeout=30,
         check=False,
     )
-    if done.returncode != 0 or len(done.stdout) > MAX_YAML_BYTES:
+    if done.returncode != 0:
         return None
+    if len(done.stdout) > MAX_YAML_BYTES:
+        raise _JobRefused(f"{path} is larger than {MAX_YAML_BYTES // 1024} KiB")
     return done.stdout.decode("utf-8", errors="replace")
 
 

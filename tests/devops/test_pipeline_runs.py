@@ -394,8 +394,9 @@ def test_a_run_that_succeeds_exits_0_and_runs_by_yaml_path(world: World) -> None
         ({"bad.yml": "jobs:\n  - job: A\n"}, "main", "bad.yml: 'jobs' (line 1): not supported"),
         ({"other.yml": "steps: []\n"}, "main", "bad.yml not found in repository pipeline-code"),
         ({}, "no-such-branch", "branch 'refs/heads/no-such-branch' not found in repository pipeline-code"),
+        ({"bad.yml": "#" * (1024 * 1024 + 1)}, "main", "bad.yml is larger than 1024 KiB"),
     ],
-    ids=["condition", "jobs", "no-file", "no-branch"],
+    ids=["condition", "jobs", "no-file", "no-branch", "too-large"],
 )
 def test_a_refused_pipeline_fails_before_any_step(
     world: World, files: dict[str, str], branch: str, message: str

@@ -173,7 +173,7 @@ class _ProjectsApi:
 
     def viewer_of(self, principal: Principal | Anonymous) -> Viewer:
         assert isinstance(principal, Principal), "a member route"
-        return Viewer(principal.member)
+        return Viewer(principal.member, principal.job.project_id if principal.job is not None else None)
 
     def actor_of(self, request: Request, principal: Principal | Anonymous) -> Actor:
         assert isinstance(principal, Principal)
@@ -416,11 +416,16 @@ def projects_routes(router: DevOpsRouter) -> list[BaseRoute]:
     # PAT scopes (PAT-AUTH), as Azure DevOps documents them per area (docs integrate/includes/scopes.md).
     read_projects, manage_projects = "vso.project", "vso.project_manage"
     read_code, manage_code = "vso.code", "vso.code_manage"
+    read_only = True  # job_token: the build service reads; every route that changes something refuses it
     return [
         router.org_route("/{org}/_apis", api.options_apis, access=Access.ANYONE, methods=["OPTIONS"]),
         router.org_route("/{org}/_apis/", api.options_apis, access=Access.ANYONE, methods=["OPTIONS"]),
         router.org_route("/{org}/_apis/ResourceAreas", api.resource_areas, access=Access.ANYONE),
-        router.org_route("/{org}/_apis/projects", api.list_projects, access=member, scope=read_projects),
+        # A job token (its project's build service) reads its own project and its repositories: the routes
+        # below that say `job_token=read_only`; the viewer limits what it sees (ProjectService).
+        router.org_route(
+            "/{org}/_apis/projects", api.list_projects, access=member, scope=read_projects, job_token=read_only
+        ),
         router.org_route(
             "/{org}/_apis/projects",
             api.create_project,
@@ -429,7 +434,11 @@ def projects_routes(router: DevOpsRouter) -> list[BaseRoute]:
             scope=manage_projects,
         ),
         router.org_route(
-            "/{org}/_apis/projects/{project}", api.get_project, access=member, scope=read_projects
+            "/{org}/_apis/projects/{project}",
+            api.get_project,
+            access=member,
+            scope=read_projects,
+            job_token=read_only,
         ),
         router.org_route(
             "/{org}/_apis/projects/{project}",
@@ -439,7 +448,11 @@ def projects_routes(router: DevOpsRouter) -> list[BaseRoute]:
             scope=manage_projects,
         ),
         router.org_route(
-            "/{org}/_apis/git/repositories", api.list_repositories, access=member, scope=read_code
+            "/{org}/_apis/git/repositories",
+            api.list_repositories,
+            access=member,
+            scope=read_code,
+            job_token=read_only,
         ),
         router.org_route(
             "/{org}/_apis/git/repositories",
@@ -449,10 +462,18 @@ def projects_routes(router: DevOpsRouter) -> list[BaseRoute]:
             scope=manage_code,
         ),
         router.org_route(
-            "/{org}/_apis/git/repositories/{repository}", api.get_repository, access=member, scope=read_code
+            "/{org}/_apis/git/repositories/{repository}",
+            api.get_repository,
+            access=member,
+            scope=read_code,
+            job_token=read_only,
         ),
         router.org_route(
-            "/{org}/{project}/_apis/git/repositories", api.list_repositories, access=member, scope=read_code
+            "/{org}/{project}/_apis/git/repositories",
+            api.list_repositories,
+            access=member,
+            scope=read_code,
+            job_token=read_only,
         ),
         router.org_route(
             "/{org}/{project}/_apis/git/repositories",
@@ -466,5 +487,6 @@ def projects_routes(router: DevOpsRouter) -> list[BaseRoute]:
             api.get_repository,
             access=member,
             scope=read_code,
+            job_token=read_only,
         ),
     ]

@@ -101,6 +101,9 @@ class Viewer:
     """A caller whose view is limited to what they may see; `None` where a viewer is expected: the host."""
 
     member: Member
+    # A pipeline job token: `member` is this project's build service, a reader of it and of no other project
+    # (Azure DevOps' project-scoped build identity; devops/auth/jobtoken.py). It holds no membership row.
+    build_project_id: str | None = None
 
     @property
     def is_org_admin(self) -> bool:
@@ -168,7 +171,7 @@ class ProjectService:
         (Azure DevOps never tells a caller that a project it cannot see exists)."""
         project = self.find(org, id_or_name)
         if project is not None and viewer is not None:
-            role = self.role_of(project, viewer.member)
+            role = self._role_of_viewer(project, viewer)
             if not can_see_project(viewer.member, role, viewer.is_org_admin):
                 project = None
         if project is None:
@@ -179,8 +182,15 @@ class ProjectService:
             )
         return project
 
+    def _role_of_viewer(self, project: Project, viewer: Viewer) -> ProjectRole | None:
+        if viewer.build_project_id is not None:
+            return ProjectRole.READERS if project.id == viewer.build_project_id else None
+        return self.role_of(project, viewer.member)
+
     def list_projects(self, org: Organization, viewer: Viewer | None = None) -> list[Project]:
         projects = [Project.from_row(r) for r in self._repo.list_projects(org.id)]
+        if viewer is not None and viewer.build_project_id is not None:
+            return [p for p in projects if p.id == viewer.build_project_id]
         if viewer is None or viewer.is_org_admin:
             return projects
         roles = self._repo.roles_of_member(viewer.member.id)

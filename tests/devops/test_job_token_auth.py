@@ -10,13 +10,16 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
+from azure.devops.connection import Connection
+from azure.devops.exceptions import AzureDevOpsServiceError
+from msrest.authentication import BasicAuthentication
 from sqlalchemy import select
 
 from entryway.devops.audit.recorder import Actor
@@ -29,11 +32,14 @@ from entryway.kit.ids import new_guid
 from entryway.kit.secrets import JOB_TOKEN
 from entryway.store.models import AuditEventRow, PipelineRow, PipelineRunRow
 from tests.conftest import ADA, CONTOSO_TENANT, NORTHWIND_TENANT, start_entryway
-from tests.devops.test_git import ORG, PROJECT, REPO, GitWorld, commit_file, git, git_world, ok
+from tests.devops.test_git import ORG, GitWorld, commit_file, git, git_world, ok
 
 __all__ = ["git_world"]  # the fixture, imported from the Git tests
 
 ANONYMOUS_MESSAGE = "TF400813: Resource not available for anonymous access. Client authentication required."
+# A project and repository of their own: the Git tests look for audit rows by their repository's name.
+PROJECT = "Job Works"
+REPO = "job-works-code"
 OTHER_PROJECT = "Job Elsewhere"
 OTHER_REPO = "job-elsewhere-code"
 SOURCE_BRANCH = "job-token-source"
@@ -50,33 +56,39 @@ class JobWorld:
 
 @pytest.fixture(scope="module")
 def job_world(git_world: GitWorld, tmp_path_factory: pytest.TempPathFactory) -> JobWorld:
-    """The Git tests' project with a pipeline on its repository and a commit on SOURCE_BRANCH (pushed by
-    ada), and another project of the same organization with a repository of its own."""
+    """A project with a pipeline on its repository and a commit on SOURCE_BRANCH (pushed by ada), and
+    another project of the same organization with a repository of its own."""
     runtime = git_world.instance.runtime
     git_root = str(runtime.settings.data_dir / "git")
     actor = Actor.local("test_job_token_auth")
     with runtime.db.unit_of_work() as session:
         org = OrgService(session, runtime.clock).get(ORG)
         projects = ProjectService(session, runtime.clock, git_root)
-        project = projects.get(org, PROJECT)
-        other = projects.find(org, OTHER_PROJECT) or projects.create(org, OTHER_PROJECT, actor)
-        if not any(r.name == OTHER_REPO for r in projects.list_repositories(org, project=other)):
-            projects.create_repository(org, other, OTHER_REPO, actor)
+        project = projects.create(org, PROJECT, actor)
+        repository = projects.create_repository(org, project, REPO, actor)
+        other = projects.create(org, OTHER_PROJECT, actor)
+        projects.create_repository(org, other, OTHER_REPO, actor)
         ada = next(
             m for m in OrgService(session, runtime.clock).list_members(org) if m.principal_name == ADA.upn
         )
+        projects.set_role(org, project, ada, ProjectRole.CONTRIBUTORS, actor)
         projects.set_role(org, other, ada, ProjectRole.READERS, actor)
         pipeline = PipelineRow(
             project_id=project.id,
             name="job-token-auth",
             name_key="job-token-auth",
-            repository_id=git_world.repository_id,
+            repository_id=repository.id,
             yaml_path="azure-pipelines.yml",
             created_at=runtime.clock.now(),
         )
         session.add(pipeline)
         session.flush()
         project_id, other_project_id, pipeline_id = project.id, other.id, pipeline.id
+        git_world = replace(
+            git_world,
+            url=f"{git_world.instance.devops}/{ORG}/{quote(PROJECT)}/_git/{REPO}",
+            repository_id=repository.id,
+        )
     work = tmp_path_factory.mktemp("job-source")
     token = git_world.tokens[ADA.upn]
     ok(git(git_world, "clone", "-q", git_world.url, str(work), token=token))
@@ -261,18 +273,37 @@ def test_a_job_token_cannot_read_another_projects_repository(job_world: JobWorld
     assert "remote: TF401019" in git(world, "ls-remote", crossed, token=token).stderr
 
 
+def test_the_azure_devops_sdk_reads_its_own_project_with_a_job_token(job_world: JobWorld) -> None:
+    """`System.AccessToken` with the azure-devops SDK (Basic, empty user name, as pipeline scripts do): the
+    build service sees its own project and its repositories, and no other project."""
+    token, _ = start_job(job_world)
+    connection = Connection(
+        base_url=f"{job_world.git.instance.devops}/{ORG}", creds=BasicAuthentication("", token)
+    )
+    core = connection.clients.get_core_client()
+    assert [p.name for p in core.get_projects()] == [PROJECT]
+    assert core.get_project(PROJECT).id == job_world.project_id
+    with pytest.raises(AzureDevOpsServiceError, match="TF200016"):
+        core.get_project(OTHER_PROJECT)
+    git_client = connection.clients.get_git_client()
+    assert REPO in [r.name for r in git_client.get_repositories(project=PROJECT)]
+    assert {r.project.name for r in git_client.get_repositories()} == {PROJECT}
+    assert git_client.get_repository(REPO, project=PROJECT).id == job_world.git.repository_id
+    with pytest.raises(AzureDevOpsServiceError, match="TF401019"):
+        git_client.get_repository(OTHER_REPO)
+    with pytest.raises(AzureDevOpsServiceError, match="TF200016"):
+        git_client.get_repositories(project=OTHER_PROJECT)
+
+
 def test_a_job_token_is_refused_everywhere_else(job_world: JobWorld) -> None:
-    """Projects, repositories and administration over REST, the PAT API, Git Credential Manager's
-    sessiontokens, the audit log: each answers 401 TF400813 naming the identity."""
+    """Anything that changes a project or a repository, the PAT API, Git Credential Manager's sessiontokens,
+    the audit log: each answers 401 TF400813 naming the identity."""
     token, _ = start_job(job_world)
     bearer = f"Bearer {token}"
     for method, path, kwargs in (
-        ("GET", f"/{ORG}/_apis/projects", {}),
-        ("GET", f"/{ORG}/_apis/projects/{job_world.project_id}", {}),
-        ("GET", f"/{ORG}/_apis/projects/{job_world.other_project_id}", {}),
-        ("GET", f"/{ORG}/_apis/git/repositories", {}),
-        ("GET", f"/{ORG}/{quote(PROJECT)}/_apis/git/repositories", {}),
+        ("POST", f"/{ORG}/_apis/projects", {"json": {"name": "made-by-a-job"}}),
         ("POST", f"/{ORG}/{quote(PROJECT)}/_apis/git/repositories", {"json": {"name": "made-by-a-job"}}),
+        ("POST", f"/{ORG}/_apis/git/repositories", {"json": {"name": "made-by-a-job"}}),
         ("DELETE", f"/{ORG}/_apis/projects/{job_world.other_project_id}", {}),
         ("GET", f"/{ORG}/_apis/tokens/pats", {}),
         ("POST", f"/{ORG}/_apis/tokens/pats", {"json": {"displayName": "from a job", "scope": "vso.code"}}),

@@ -169,8 +169,8 @@ steps:
     AZURE_AUTHORITY_HOST: $(authority.host)
 """
 
-# What the job token reaches from inside a job: its own repository (the checkout did it), not another
-# project's, not another project's oidctoken route, not another project's REST API.
+# What the job token reaches from inside a job: its own repository and project, not another project's
+# repository, oidctoken route or REST API.
 OTHER_PROJECT_YML = """\
 steps:
 - script: |
@@ -183,9 +183,13 @@ steps:
     curl -sS -o /dev/null -w "oidctoken in the other project answered %{http_code}\\n" -X POST \\
       -H "Authorization: Bearer $SYSTEM_ACCESSTOKEN" -H "Content-Type: application/json" \\
       "$other?api-version=7.1&serviceConnectionId=$(connection.id)"
-    curl -sS -o /dev/null -w "the other project's repositories answered %{http_code}\\n" \\
+    curl -sS -o answer.json -w "the other project's repositories answered %{http_code}\\n" \\
       -H "Authorization: Bearer $SYSTEM_ACCESSTOKEN" -H "X-TFS-FedAuthRedirect: Suppress" \\
       "${SYSTEM_COLLECTIONURI}$(target.project)/_apis/git/repositories?api-version=7.1"
+    cat answer.json; echo
+    curl -sS -o answer.json -w "its own project's repositories answered %{http_code}\\n" \\
+      -H "Authorization: Bearer $SYSTEM_ACCESSTOKEN" -H "X-TFS-FedAuthRedirect: Suppress" \\
+      "${SYSTEM_COLLECTIONURI}$SYSTEM_TEAMPROJECTID/_apis/git/repositories?api-version=7.1"
   displayName: Reach beyond the project
 """
 
@@ -551,7 +555,9 @@ def test_a_job_token_is_refused_in_another_project(pipeline_world: PipelineWorld
     assert "ls-remote of the other project's repository exited 128" in outcome.log
     assert "ls-remote of its own repository exited 0" in outcome.log
     assert "oidctoken in the other project answered 404" in outcome.log
-    assert "the other project's repositories answered 401" in outcome.log
+    assert "the other project's repositories answered 404" in outcome.log
+    assert "TF200016: The following project does not exist" in outcome.log
+    assert "its own project's repositories answered 200" in outcome.log
 
 
 def test_the_job_token_is_refused_once_the_job_has_ended(

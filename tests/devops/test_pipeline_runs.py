@@ -153,11 +153,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     instance.server.stop()
 
 
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
 @pytest.fixture(autouse=True)
-def _trust_this_servers_ca(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Steps take the parent's CA variables; the shared server (other modules) may have set them to its CA."""
-    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"):
-        monkeypatch.setenv(name, world.instance.ca_bundle)
+def _parent_trusts_the_system_cas_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent's CA variables name the system's bundle (or nothing), not this server's CA (the shared server
+    of other modules may have set them to its own): the steps must trust this server's CA all the same."""
+    for name in (
+        "REQUESTS_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+        "NODE_EXTRA_CA_CERTS",
+    ):
+        if SYSTEM_BUNDLE.is_file():
+            monkeypatch.setenv(name, str(SYSTEM_BUNDLE))
+        else:
+            monkeypatch.delenv(name, raising=False)
 
 
 def run_cli(world: World, *args: str) -> tuple[int, str]:
@@ -207,7 +220,10 @@ steps:
       echo "branch=$BUILD_SOURCEBRANCH short=$BUILD_SOURCEBRANCHNAME version=$BUILD_SOURCEVERSION"
       echo "sources=$BUILD_SOURCESDIRECTORY pwd=$(pwd)"
       echo "temp=$AGENT_TEMPDIRECTORY builddir=$AGENT_BUILDDIRECTORY"
-      echo "ca=$REQUESTS_CA_BUNDLE"
+      echo "ca=$REQUESTS_CA_BUNDLE ssl=$SSL_CERT_FILE curlca=$CURL_CA_BUNDLE"
+      echo "certificates=$(grep -c 'BEGIN CERTIFICATE' "$REQUESTS_CA_BUNDLE")"
+      curl -s -o /dev/null -w "curl %{http_code}\\n" -H "Authorization: Bearer $SYSTEM_ACCESSTOKEN" \
+        "${SYSTEM_COLLECTIONURI}_apis/connectionData"
       printf '%s' "$SYSTEM_ACCESSTOKEN" > "{token_file}"
       git ls-remote "$BUILD_REPOSITORY_URI" refs/heads/main > /dev/null && echo "ls-remote with the job token"
       echo "##vso[task.setvariable variable=handed.on]from step one"
@@ -302,7 +318,7 @@ def test_a_run_from_the_cli(world: World, tmp_path: Path) -> None:
         " tf=True",
         f"repo={REPO} uri={devops}/{ORG}/{quote(PROJECT)}/_git/{REPO}",
         f"branch=refs/heads/main short=main version={version}",
-        f"ca={world.instance.ca_bundle}",
+        "curl 200",  # the job token at connectionData, over TLS with this server's CA
         "ls-remote with the job token",
         "handed=from step one",
         "registered ***",
@@ -314,6 +330,14 @@ def test_a_run_from_the_cli(world: World, tmp_path: Path) -> None:
     for text in expected:
         assert text in log, text
     assert "echo never" not in "\n".join(line for line in log_lines if "Starting: Skipped" in line)
+    bundle = re.search(r"ca=(/\S+/_temp/ca-bundle.pem) ssl=(\S+) curlca=(\S+)", log)
+    assert bundle is not None, log
+    assert bundle.group(1) == bundle.group(2) == bundle.group(3)
+    certificates = re.search(r"certificates=(\d+)", log)
+    assert certificates is not None
+    assert int(certificates.group(1)) > (
+        1 if SYSTEM_BUNDLE.is_file() else 0
+    )  # this server's CA and the system's
     sources = re.search(r"sources=(/\S+) pwd=(/\S+)", log)
     assert sources is not None
     assert sources.group(1) == sources.group(2)

@@ -64,6 +64,14 @@ PASSED_THROUGH = (
     "NODE_EXTRA_CA_CERTS", "VIRTUAL_ENV", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
     "NO_PROXY",
 )  # fmt: skip
+# Set for every step to a bundle of the installation's CA and the parent's (see JobRunner._ca_bundle).
+CA_VARIABLES = (
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+)
 _MACRO = re.compile(r"\$\(([A-Za-z0-9_.]+)\)")
 # ##vso[area.action key=value;key=value]data (learn: pipelines/scripts/logging-commands)
 _LOGGING_COMMAND = re.compile(r"^##vso\[(?P<command>[A-Za-z.]+)(?P<props>[^\]]*)\](?P<data>.*)$")
@@ -479,10 +487,10 @@ class JobRunner:
 
     def _environment(self, job: _Job, variables: dict[str, tuple[str, bool]]) -> dict[str, str]:
         env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
-        if self._settings.ca_bundle:
-            # Scripts trust the local CA even when the parent set nothing (the CLI on a fresh shell).
-            for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"):
-                env.setdefault(name, self._settings.ca_bundle)
+        bundle = self._ca_bundle(job)
+        if bundle is not None:
+            for name in CA_VARIABLES:
+                env[name] = str(bundle)
         # Secret variables are not exported: a step maps them in `env`, as with the agent.
         for name, (value, is_secret) in variables.items():
             if not is_secret:
@@ -490,6 +498,27 @@ class JobRunner:
         for name, value in job.predefined.items():
             env[env_name(name)] = value
         return env
+
+    def _ca_bundle(self, job: _Job) -> Path | None:
+        """What the steps' CA variables name: the installation's CA plus whatever the parent trusted (the bundle
+        its own variables name, often the system's), so a step reaches this server and the internet alike.
+        Made once per job, in its temporary directory."""
+        if not self._settings.ca_bundle:
+            return None
+        path = job.work / "_temp" / "ca-bundle.pem"
+        if path.exists():
+            return path
+        parts = [Path(self._settings.ca_bundle).read_text(encoding="utf-8", errors="replace")]
+        seen = {str(Path(self._settings.ca_bundle).resolve())}
+        for name in CA_VARIABLES:
+            inherited = os.environ.get(name)
+            if not inherited or str(Path(inherited).resolve()) in seen or not Path(inherited).is_file():
+                continue
+            seen.add(str(Path(inherited).resolve()))
+            with contextlib.suppress(OSError):
+                parts.append(Path(inherited).read_text(encoding="utf-8", errors="replace"))
+        path.write_text("\n".join(part.rstrip("\n") + "\n" for part in parts), encoding="utf-8")
+        return path
 
     def _logging_command(
         self, line: str, job: _Job, variables: dict[str, tuple[str, bool]], masker: Masker

@@ -16,7 +16,13 @@ from entryway.devops.orgs.service import Organization
 from entryway.devops.pipelines.repository import PipelineRepository
 from entryway.devops.pipelines.variables import VariableCipher
 from entryway.devops.pipelines.yamlspec import RESERVED_PREFIXES
-from entryway.devops.projects.service import Project, ProjectError, ProjectService, check_name
+from entryway.devops.projects.service import (
+    Project,
+    ProjectError,
+    ProjectErrorKind,
+    ProjectService,
+    check_name,
+)
 from entryway.kit.clock import Clock, as_utc
 from entryway.kit.ids import new_guid
 from entryway.store.models import PipelineRow, PipelineRunRow, PipelineVariableRow
@@ -147,7 +153,8 @@ class PipelineService:
             check_name(name, "pipeline")
             repo = ProjectService(self._session, self._clock).get_repository(org, repository, project=project)
         except ProjectError as exc:
-            kind = PipelineErrorKind.NOT_FOUND if "not found" in str(exc) else PipelineErrorKind.INVALID
+            missing = exc.kind in {ProjectErrorKind.PROJECT_NOT_FOUND, ProjectErrorKind.REPOSITORY_NOT_FOUND}
+            kind = PipelineErrorKind.NOT_FOUND if missing else PipelineErrorKind.INVALID
             raise PipelineError(kind, str(exc)) from None
         path = normalize_yaml_path(yaml_path)
         if self._repo.find_pipeline(project.id, name) is not None:

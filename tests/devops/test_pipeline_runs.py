@@ -884,3 +884,50 @@ organizations:
         apply_config(world.instance.runtime, yaml.safe_load(text), source="test_pipelines")
     _code, output = run_cli(world, "pipelines", "list", f"{ORG}/{PROJECT}")
     assert "fresh" not in output  # all or nothing
+
+
+def test_two_runners_given_one_run_run_it_once(world: World) -> None:
+    import threading
+
+    from entryway.devops.audit.recorder import Actor
+
+    commit_files(world, {"once.yml": "steps:\n  - script: echo once\n"}, branch="once")
+    runtime = world.instance.runtime
+    run_cli(
+        world,
+        "pipelines",
+        "create",
+        f"{ORG}/{PROJECT}",
+        "--name",
+        "once-ci",
+        "--repo",
+        REPO,
+        "--yaml",
+        "once.yml",
+    )
+    with runtime.db.unit_of_work() as session:
+        org = OrgService(session, runtime.clock).get(ORG)
+        project = ProjectService(session, runtime.clock).get(org, PROJECT)
+        service = PipelineService(session, runtime.clock)
+        run = service.queue_run(org, service.get(project, "once-ci"), "once", Actor.local("test"))
+    settings = RunnerSettings(
+        devops_origin=runtime.settings.devops_origin,
+        git_root=str(runtime.settings.data_dir / "git"),
+        ca_bundle=str(runtime.settings.ca_bundle),
+    )
+    results: list[str] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                JobRunner(runtime.db, runtime.clock, runtime.digester, None, settings).run(run.id)
+            )
+        )
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results) == ["failed", "succeeded"]  # the second was refused, and wrote nothing
+    assert _run_record(world, run.id)["result"] == "succeeded"
+    assert _stored_log(world, run.id).count("##[section]Starting: CmdLine: echo once") == 1

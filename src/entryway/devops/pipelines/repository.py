@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from entryway.store.models import (
@@ -93,6 +93,16 @@ class PipelineRepository:
                 .limit(limit)
             )
         )
+
+    def claim_run(self, run_id: int, started_at: datetime) -> bool:
+        """Move a queued run to inProgress; False when it is not queued (another runner took it): a
+        compare-and-swap, so two runners given the same run never both run it."""
+        result = self._session.execute(
+            update(PipelineRunRow)
+            .where(PipelineRunRow.id == run_id, PipelineRunRow.state == "notStarted")
+            .values(state="inProgress", started_at=started_at)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     def list_steps(self, run_id: int) -> list[PipelineStepRow]:
         return list(

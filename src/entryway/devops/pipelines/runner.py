@@ -209,14 +209,15 @@ class JobRunner:
         return result
 
     def _start(self, run_id: int, masker: Masker) -> _Job:
-        """Read and check the YAML, then record the steps, start the run and issue its job token."""
+        """Claim the run, read and check the YAML, then record the steps and issue the job token."""
+        with self._db.unit_of_work() as session:
+            if not PipelineRepository(session).claim_run(run_id, self._clock.now()):
+                raise _NotRunnable(f"run {run_id} does not exist or has already started")
         with self._db.unit_of_work() as session:
             rows = PipelineRepository(session).find_job_rows(run_id)
             if rows is None:
-                raise _NotRunnable(f"run {run_id} not found")
+                raise _JobRefused(f"run {run_id}: its pipeline, project or repository no longer exists")
             run, pipeline_row, project, org, repo = rows
-            if run.state != "notStarted":
-                raise _NotRunnable(f"run {run_id} has already started")
             pipeline = Pipeline.from_row(pipeline_row)
             bare = repository_path(self._settings.git_root, repo.id)
             version = _rev_parse(bare, run.source_branch)
@@ -238,8 +239,6 @@ class JobRunner:
             except (PipelineError, ValueError) as exc:
                 raise _JobRefused(str(exc)) from None
             now = self._clock.now()
-            run.state = "inProgress"
-            run.started_at = now
             run.source_version = version
             short_branch = run.source_branch.removeprefix("refs/heads/")
             names = [f"Checkout {repo.name}@{short_branch} to s", *(s.display_name for s in spec.steps)]

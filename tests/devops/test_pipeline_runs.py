@@ -405,6 +405,9 @@ def test_a_run_that_succeeds_exits_0_and_runs_by_yaml_path(world: World) -> None
     assert record["pipeline"] == {"id": record["pipeline"]["id"], "name": REPO}  # type: ignore[index]
     code, output = run_cli(world, "pipelines", "list", f"{ORG}/{PROJECT}")
     assert f"{REPO}/ok.yml" in output
+    code, output = run_cli(world, "pipelines", "runs", f"{ORG}/{PROJECT}", "--pipeline", REPO)
+    assert code == 0, output
+    assert f"{run_id}  completed  succeeded  refs/heads/feature/ok" in output
 
 
 @pytest.mark.parametrize(

@@ -267,6 +267,29 @@ def pipelines_run(
     raise typer.Exit(code=0 if result == "succeeded" else 1)
 
 
+@pipelines_app.command("runs")
+def pipelines_runs(
+    data_dir: DataDir,
+    path: ProjectPathArg,
+    pipeline: PipelineOpt,
+    top: Annotated[int, typer.Option("--top", min=1, max=1000, help="How many, newest first.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """A pipeline's runs, newest first."""
+    with _project_scope(data_dir, path, write=False) as scope:
+        found = scope.pipelines.get(scope.project, pipeline)
+        runs = scope.pipelines.list_runs(found, limit=top)
+    if as_json:
+        typer.echo(json.dumps([run_json(r, []) for r in runs], indent=2))
+        return
+    if not runs:
+        typer.echo("No runs.")
+    for r in runs:
+        typer.echo(
+            f"{r.id}  {r.state}  {r.result or '-'}  {r.source_branch}  {r.queued_at:%Y-%m-%d %H:%M:%S}Z"
+        )
+
+
 def run_json(run: Run, lines: list[tuple[int, Any, str]]) -> dict[str, object]:
     from entryway.devops.pipelines.runner import wire_log_time
 

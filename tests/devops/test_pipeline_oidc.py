@@ -404,7 +404,7 @@ def test_oidctoken_without_a_valid_job_token_is_401(world: World, authorization:
     assert_unauthorized(request_token(world, job, authorization=authorization))
 
 
-def test_oidctoken_with_a_pat_or_an_entra_token_is_401(world: World) -> None:
+def test_oidctoken_with_an_entra_token_is_401(world: World) -> None:
     job = start_job(world)
     assert_unauthorized(request_token(world, job, authorization=f"Bearer {build_bot_token(world)}"))
 

@@ -934,3 +934,31 @@ def test_two_runners_given_one_run_run_it_once(world: World) -> None:
     assert sorted(results) == ["failed", "succeeded"]  # the second was refused, and wrote nothing
     assert _run_record(world, run.id)["result"] == "succeeded"
     assert _stored_log(world, run.id).count("##[section]Starting: CmdLine: echo once") == 1
+
+
+def test_deleting_a_project_takes_its_pipelines_runs_and_tokens_with_it(world: World) -> None:
+    from entryway.devops.audit.recorder import Actor
+    from entryway.store.models import PipelineRow, PipelineRunRow
+
+    runtime = world.instance.runtime
+    code, output = run_cli(
+        world, "pipelines", "create", f"{ORG}/{OTHER_PROJECT}", "--name", "doomed", "--repo", "elsewhere"
+    )
+    assert code == 0, output
+    with runtime.db.unit_of_work() as session:
+        org = OrgService(session, runtime.clock).get(ORG)
+        project = ProjectService(session, runtime.clock).get(org, OTHER_PROJECT)
+        service = PipelineService(session, runtime.clock)
+        pipeline = service.get(project, "doomed")
+        service.set_variable(org, pipeline, "a", "b", Actor.local("test"))
+        run = service.queue_run(org, pipeline, "main", Actor.local("test"))
+        row = session.get(PipelineRunRow, run.id)
+        assert row is not None
+        JobTokens(session, runtime.clock, runtime.digester).issue(row, org.id)
+    with runtime.db.unit_of_work() as session:
+        org = OrgService(session, runtime.clock).get(ORG)
+        ProjectService(session, runtime.clock).delete(org, OTHER_PROJECT, Actor.local("test"))
+    with runtime.db.read() as session:
+        assert session.get(PipelineRow, pipeline.id) is None
+        assert session.get(PipelineRunRow, run.id) is None
+        assert session.scalars(select(JobTokenRow).where(JobTokenRow.run_id == run.id)).all() == []

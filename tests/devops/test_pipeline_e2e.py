@@ -474,6 +474,41 @@ def test_workload_identity_credential_reads_the_token_file_a_step_wrote(
     assert f"connectionData says: {DEPLOYER_NAME}" in outcome.log
 
 
+def test_a_run_queued_over_rest_signs_in_from_the_server(pipeline_world: PipelineWorld) -> None:
+    """Azure DevOps' Runs API: ada queues the pipeline with her Entra token; the server runs the job in the
+    background with the same runner, and the job signs in with AzurePipelinesCredential; the run and its logs
+    are read back over REST."""
+    instance = pipeline_world.instance
+    runtime = instance.runtime
+    with runtime.db.read() as session:
+        org = OrgService(session, runtime.clock).get(ORG)
+        project = ProjectService(session, runtime.clock).get(org, PROJECT)
+        pipeline_id = PipelineService(session, runtime.clock).get(project, "wif-clone").id
+    http = requests.Session()
+    http.verify = instance.ca_bundle
+    http.headers["Authorization"] = f"Bearer {pipeline_world.git.tokens[ADA.upn]}"
+    base = f"{instance.devops}/{ORG}/{quote(PROJECT)}/_apis/pipelines/{pipeline_id}/runs"
+    queued = http.post(base, params={"api-version": "7.1"}, json={}, timeout=30)
+    assert queued.status_code == 200, queued.text
+    run_id = queued.json()["id"]
+    deadline = time.monotonic() + 120
+    while True:
+        run = http.get(f"{base}/{run_id}", params={"api-version": "7.1"}, timeout=30).json()
+        if run["state"] == "completed" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    logs = http.get(f"{base}/{run_id}/logs", params={"api-version": "7.1"}, timeout=30).json()["logs"]
+    text = "\n".join(
+        http.get(f"{base}/{run_id}/logs/{log['id']}/content", params={"api-version": "7.1"}, timeout=30).text
+        for log in logs
+    )
+    assert run["state"] == "completed", text
+    assert run["result"] == "succeeded", text
+    assert "got an Entra token for Azure DevOps" in text
+    assert "cloned: release notes only the deployer app may read" in text
+    assert 'http.extraheader="AUTHORIZATION: bearer ***"' in text
+
+
 # --- refusals -----------------------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from azure.devops.exceptions import AzureDevOpsServiceError
 from msrest.authentication import BasicAuthentication
 from sqlalchemy import select
 
+from entryway.config.settings import Settings
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.auth.credentials import CredentialKind, Scheme, parse_authorization
 from entryway.devops.orgs.service import OrgService
@@ -30,9 +31,11 @@ from entryway.devops.projects.permissions import ProjectRole
 from entryway.devops.projects.service import ProjectService
 from entryway.kit.ids import new_guid
 from entryway.kit.secrets import JOB_TOKEN
+from entryway.runtime import Runtime
 from entryway.store.models import AuditEventRow, PipelineRow, PipelineRunRow
 from tests.conftest import ADA, CONTOSO_TENANT, NORTHWIND_TENANT, start_entryway
 from tests.devops.test_git import ORG, GitWorld, commit_file, git, git_world, ok
+from tests.test_cli import start_serve, stop_serve
 
 __all__ = ["git_world"]  # the fixture, imported from the Git tests
 
@@ -420,3 +423,90 @@ def test_a_job_token_whose_project_is_deleted_is_refused(job_world: JobWorld) ->
         org = OrgService(session, runtime.clock).get(ORG)
         ProjectService(session, runtime.clock, git_root).delete(org, doomed.id, actor)
     assert_anonymous_401(call(job_world, "GET", f"/{ORG}/_apis/connectionData", f"Bearer {token}"))
+
+
+PROCESS_TENANT = "6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d"
+PROCESS_CONFIG = f"""\
+tenants:
+  - id: {PROCESS_TENANT}
+    domains: [processes.test]
+organizations:
+  - name: processorg
+    tenant: processes.test
+    projects:
+      - name: Served Apart
+        repositories: [apart]
+"""
+
+
+def test_a_server_process_of_its_own_refuses_the_token_once_revoked_or_expired(tmp_path: Path) -> None:
+    """`entryway serve` in a process of its own; this process, sharing only the database (as the CLI running
+    the job does), issues job tokens, revokes one and lets another expire: the server refuses each on its
+    very next request. Both processes use the system clock."""
+    data_dir = tmp_path / "data"
+    config = tmp_path / "entryway.yaml"
+    config.write_text(PROCESS_CONFIG)
+    served = start_serve(data_dir, "--config", str(config))
+    try:
+        devops, ca = served.field("DevOps service"), served.field("CA bundle")
+        runtime = Runtime.open(Settings(data_dir=data_dir))
+        try:
+
+            def issue(lifetime: timedelta) -> tuple[str, int]:
+                with runtime.db.unit_of_work() as session:
+                    org = OrgService(session, runtime.clock).get("processorg")
+                    projects = ProjectService(session, runtime.clock)
+                    project = projects.get(org, "Served Apart")
+                    repository = projects.get_repository(org, "apart", project=project)
+                    pipeline = session.scalars(
+                        select(PipelineRow).where(PipelineRow.project_id == project.id)
+                    ).first() or PipelineRow(
+                        project_id=project.id,
+                        name="apart",
+                        name_key="apart",
+                        repository_id=repository.id,
+                        yaml_path="azure-pipelines.yml",
+                        created_at=runtime.clock.now(),
+                    )
+                    session.add(pipeline)
+                    session.flush()
+                    run = PipelineRunRow(
+                        pipeline_id=pipeline.id,
+                        project_id=project.id,
+                        plan_id=new_guid(),
+                        job_id=new_guid(),
+                        state="inProgress",
+                        source_branch="refs/heads/main",
+                        queued_at=runtime.clock.now(),
+                        started_at=runtime.clock.now(),
+                    )
+                    session.add(run)
+                    session.flush()
+                    token = JobTokens(session, runtime.clock, runtime.digester).issue(run, org.id, lifetime)
+                    return token, run.id
+
+            def who(token: str) -> requests.Response:
+                return requests.get(
+                    f"{devops}/processorg/_apis/connectionData",
+                    headers={"Authorization": f"Bearer {token}", "X-TFS-FedAuthRedirect": "Suppress"},
+                    verify=ca,
+                    timeout=30,
+                )
+
+            revoked, run_id = issue(timedelta(minutes=60))
+            expiring, _ = issue(timedelta(seconds=2))
+            for token in (revoked, expiring):
+                answer = who(token)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["authenticatedUser"]["providerDisplayName"] == (
+                    "Served Apart Build Service (processorg)"
+                )
+            with runtime.db.unit_of_work() as session:
+                JobTokens(session, runtime.clock, runtime.digester).revoke_for_run(run_id)
+            assert_anonymous_401(who(revoked), PROCESS_TENANT)
+            time.sleep(2.1)
+            assert_anonymous_401(who(expiring), PROCESS_TENANT)
+        finally:
+            runtime.close()
+    finally:
+        stop_serve(served)

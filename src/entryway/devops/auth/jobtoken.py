@@ -6,8 +6,10 @@ project-scoped build service, named `{Project Name} Build Service ({Org Name})`,
 `Build\\{projectId}` (learn: pipelines/process/access-tokens, "Scoped build identities"). Entryway only has
 that scope: a job token reaches its own project and nothing else.
 
-What the identity may do is decided where the route is declared (`DevOpsRouter.org_route(job_token=True)`)
-and, for Git, in `GitService.authorize`; a route that does not declare it refuses the token.
+What the identity may do is decided where the route is declared (`DevOpsRouter.org_route(job_token=True)`:
+connectionData, Git, reading its project and repositories, the oidctoken endpoint), then by the domain: Git in
+`GitService.authorize` (its own project's repositories, read only), projects in `ProjectService` through
+`Viewer.build_project_id` (a reader of its own project). Any route that does not declare it refuses the token.
 
 Nothing is cached: every request reads the token's row (`JobTokens.verify`), so a token revoked when its job
 ends, or past its expiry, is refused on the very next request, in every server process sharing the database.

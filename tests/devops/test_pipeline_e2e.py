@@ -19,6 +19,7 @@ so a test can move the clock past a job token's expiry while its job waits.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -46,7 +47,7 @@ from entryway.devops.pipelines.variables import PIPELINE_VARIABLES_PURPOSE, Vari
 from entryway.devops.projects.permissions import ProjectRole
 from entryway.devops.projects.service import ProjectService
 from entryway.kit.clock import ManualClock
-from entryway.store.models import JobTokenRow, PipelineLogLineRow
+from entryway.store.models import AuditEventRow, JobTokenRow, PipelineLogLineRow
 from tests.conftest import (
     ADA,
     CONTOSO_TENANT,
@@ -622,7 +623,11 @@ def test_the_job_token_is_refused_once_the_job_has_ended(
 # --- secrets ------------------------------------------------------------------------------------------------
 
 
-def test_secrets_never_appear_in_the_log(pipeline_world: PipelineWorld, handoff: Path) -> None:
+def test_secrets_never_appear_in_the_log(
+    pipeline_world: PipelineWorld, handoff: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither the job's log (stored, printed) nor the servers' own log nor the audit log."""
+    caplog.set_level(logging.DEBUG)
     password = f"pw-{uuid.uuid4().hex}"
     runtime = pipeline_world.instance.runtime
     with runtime.db.unit_of_work() as session:
@@ -658,6 +663,17 @@ def test_secrets_never_appear_in_the_log(pipeline_world: PipelineWorld, handoff:
         rows = session.query(PipelineLogLineRow).filter(PipelineLogLineRow.run_id == outcome.run_id).all()
         assert rows
         assert not any(password in row.text or token in row.text for row in rows)
+    # The ended job's token, presented again, is refused: the refusal is logged and audited, the value is not.
+    assert devops_get(pipeline_world, f"/{ORG}/_apis/connectionData", token).status_code == 401
+    time.sleep(0.5)  # authentication decisions are written to the audit log in the background
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "job token refused" in logged
+    assert token not in logged
+    assert password not in logged
+    with runtime.db.read() as session:
+        audited = [f"{row.path} {row.details}" for row in session.query(AuditEventRow).all()]
+    assert audited
+    assert not any(token in row or password in row for row in audited)
 
 
 # --- the issue as an administrator types it ---------------------------------------------------------------------

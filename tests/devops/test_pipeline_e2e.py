@@ -282,16 +282,9 @@ class Outcome:
 
 
 @pytest.fixture(scope="module")
-def pipeline_world(git_world: GitWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineWorld]:
-    """Steps inherit this process's TLS settings, as an agent's scripts inherit the agent's: git and curl in a
-    step trust the local CA through them (the shared fixture sets REQUESTS_CA_BUNDLE and SSL_CERT_FILE)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GIT_SSL_CAINFO", git_world.instance.ca_bundle)
-        patch.setenv("CURL_CA_BUNDLE", git_world.instance.ca_bundle)
-        yield _pipeline_world(git_world, tmp_path_factory)
-
-
-def _pipeline_world(git_world: GitWorld, tmp_path_factory: pytest.TempPathFactory) -> PipelineWorld:
+def pipeline_world(git_world: GitWorld, tmp_path_factory: pytest.TempPathFactory) -> PipelineWorld:
+    """Steps get the CA variables the runner makes for each job (this server's CA and whatever this process
+    trusts): git and curl inside a step reach the servers even where the shell names only the system bundle."""
     instance = git_world.instance
     runtime = instance.runtime
     apply_config(runtime, yaml.safe_load(PIPELINE_CONFIG), source="test_pipeline_e2e")
@@ -772,9 +765,13 @@ def test_the_issue_typed_at_the_command_line(tmp_path: Path) -> None:
             repository_path(git_root, notes), {"NOTES.md": "notes for the deployer\n"}, tmp_path / "notes"
         )
         ca = instance.ca_bundle
+        # A shell whose CA variables name only public CAs: the runner adds this server's CA for the job.
         env = {
             **os.environ,
-            **dict.fromkeys(("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"), ca),
+            **dict.fromkeys(
+                ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"),
+                requests.certs.where(),
+            ),
         }
 
         def entryway(*args: str) -> subprocess.CompletedProcess[str]:

@@ -424,7 +424,11 @@ def projects_routes(router: DevOpsRouter) -> list[BaseRoute]:
         # A job token (its project's build service) reads its own project and its repositories: the routes
         # below that say `job_token=read_only`; the viewer limits what it sees (ProjectService).
         router.org_route(
-            "/{org}/_apis/projects", api.list_projects, access=member, scope=read_projects, job_token=read_only
+            "/{org}/_apis/projects",
+            api.list_projects,
+            access=member,
+            scope=read_projects,
+            job_token=read_only,
         ),
         router.org_route(
             "/{org}/_apis/projects",

@@ -663,7 +663,6 @@ def _connection_config(**entry: Any) -> dict[str, Any]:
         ({"managed_identity": "x"}, "exactly one of 'app' or 'managed_identity'"),
         ({"app": None}, "exactly one of 'app' or 'managed_identity'"),
         ({"issuer": "github"}, "'devops' or 'entra'"),
-        ({"issuer": "entra"}, "not supported yet"),
         ({"pipelines": ["no-such-pipeline"]}, "pipeline 'no-such-pipeline' not found"),
         ({"pipelines": ["deploy"], "all_pipelines": True}, "not both"),
         ({"app": "no-such-app"}, "application 'no-such-app' not found"),

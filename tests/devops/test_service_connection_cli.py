@@ -4,7 +4,9 @@ The tokens the CLI's connections get are exchanged by real azure-identity at the
 
 from __future__ import annotations
 
+import base64
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,10 +353,51 @@ def test_a_connection_with_a_user_assigned_managed_identity(cli_world: CliWorld)
     assert ("Pipelines.ResourceAuthorizedForPipeline", "uami-conn") in audited(cli_world, created["id"])
 
 
+@pytest.mark.usefixtures("trusts_the_instance")
+def test_create_and_show_the_entra_issued_form(cli_world: CliWorld) -> None:
+    """`--issuer entra`: issuer and subject are the identity platform's (ids, not names), the matching
+    federated credential is made, and the job's token is exchanged by azure-identity."""
+    created = json.loads(
+        ok(
+            run(
+                cli_world,
+                "serviceconnection",
+                "create",
+                f"{ORG}/{PROJECT}",
+                "--name",
+                "entra-conn",
+                "--tenant",
+                "contoso.test",
+                "--app",
+                "cli-deployer",
+                "--issuer",
+                "entra",
+                "--pipeline",
+                "release",
+                "--create-federated-credential",
+                "--json",
+            )
+        )
+    )
+    tenant = base64.urlsafe_b64encode(uuid.UUID(CONTOSO_TENANT).bytes_le).rstrip(b"=").decode()
+    subject = (
+        f"/eid1/c/pub/t/{tenant}/a/rISbSSETf0KqFyZ8ppdXmA/sc/{cli_world.organization_id}/{created['id']}"
+    )
+    issuer = f"{cli_world.instance.identity}/{CONTOSO_TENANT}/v2.0"
+    assert (created["issuer_mode"], created["issuer"], created["subject"]) == ("entra", issuer, subject)
+    assert created["audience"] == "api://AzureADTokenExchange"
+    assert federated_credentials(cli_world, DEPLOYER_ID)[f"sc-{created['id']}"] == (issuer, subject)
+    shown = ok(run(cli_world, "serviceconnection", "show", f"{ORG}/{PROJECT}", "--name", "entra-conn"))
+    assert f"issuer      {issuer}" in shown
+    assert f"subject     {subject}" in shown
+    response = oidc_token(cli_world, created["id"])
+    assert response.status_code == 200, response.text
+    assert exchange(cli_world, DEPLOYER_ID, response.json()["oidcToken"])
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--app", "cli-deployer", "--issuer", "entra"], "not supported yet"),
         (["--app", "cli-deployer", "--issuer", "github"], "--issuer is 'devops' or 'entra'"),
         (["--app", "cli-deployer", "--identity", "cli-uami"], "exactly one of --app or --identity"),
         ([], "exactly one of --app or --identity"),

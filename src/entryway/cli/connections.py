@@ -46,6 +46,7 @@ class _Scope:
             organization=self.org.name,
             project=self.project.name,
             devops_origin=self.admin.runtime.settings.devops_origin,
+            identity_origin=self.admin.runtime.settings.identity_origin,
         )
 
 
@@ -78,8 +79,6 @@ def _project_scope(data_dir: DataDir, path: str, *, write: bool = True) -> Itera
 
 
 def _describe(scope: _Scope, connection: ServiceConnection) -> dict[str, object]:
-    from entryway.devops.connections.service import IssuerMode
-
     body: dict[str, object] = {
         "id": connection.id,
         "name": connection.name,
@@ -90,9 +89,8 @@ def _describe(scope: _Scope, connection: ServiceConnection) -> dict[str, object]
         "issuer_mode": connection.issuer_mode.value,
         "pipelines": "all" if connection.all_pipelines else scope.connections.pipeline_names(connection),
     }
-    if connection.issuer_mode is IssuerMode.DEVOPS:
-        federation = scope.federation(connection)
-        body.update(issuer=federation.issuer, subject=federation.subject, audience=federation.audience)
+    federation = scope.federation(connection)
+    body.update(issuer=federation.issuer, subject=federation.subject, audience=federation.audience)
     return body
 
 
@@ -125,7 +123,8 @@ def create(
     issuer: Annotated[
         str,
         typer.Option(
-            "--issuer", help="'devops' (the DevOps service's issuer) or 'entra' (not supported yet)."
+            "--issuer",
+            help="'devops' (the DevOps service's issuer) or 'entra' (the identity platform issues the token).",
         ),
     ] = "devops",
     pipeline: Annotated[

@@ -180,6 +180,7 @@ def apply_config(
                         project=projects.get(org, project_cfg.text("name", required=True) or ""),
                         cfg=project_cfg,
                         devops_origin=runtime.settings.devops_origin,
+                        identity_origin=runtime.settings.identity_origin,
                         actor=actor,
                         report=report,
                     )

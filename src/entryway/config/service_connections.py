@@ -6,7 +6,7 @@
           - name: azure-prod
             tenant: contoso.test
             app: build-bot                      # or managed_identity: deployer (user-assigned)
-            issuer: devops                      # the default; 'entra' is not supported yet
+            issuer: devops                      # the default; 'entra': the identity platform issues it
             pipelines: [deploy]                 # or all_pipelines: true
             create_federated_credential: true   # add (or set) the matching federated credential
 
@@ -73,6 +73,7 @@ def apply_service_connections(
     devops_origin: str,
     actor: Actor,
     report: ApplyReport,
+    identity_origin: str | None = None,
 ) -> None:
     connections = ConnectionService(session, clock, org=org, actor=actor)
     for sc_cfg in cfg.items("service_connections"):
@@ -88,6 +89,7 @@ def apply_service_connections(
                     organization=org.name,
                     project=project.name,
                     devops_origin=devops_origin,
+                    identity_origin=identity_origin,
                 )
                 _apply_federated_credential(
                     directory, connection, federation, org=org, project=project, report=report

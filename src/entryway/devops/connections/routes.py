@@ -12,7 +12,8 @@ AzurePipelinesCredential, devops-wire-contract 6).
   pipeline: 404, the same answer for all three (a job cannot probe another project's connections);
 - a bad or missing api-version: 400 with Azure DevOps' WrappedException.
 Without `serviceConnectionId` the token's subject is the pipeline's, `p://{org}/{project}/{pipeline}`, as Azure
-DevOps issues it.
+DevOps issues it. For a connection of the Entra-issued form the identity platform issues the token
+(devops/oidc/entra.py); its refusal is a 400, an identity platform out of reach a 503.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from entryway.devops.connections.service import (
     ServiceConnection,
     federation_of,
 )
+from entryway.devops.oidc.entra import EntraTokenUnavailable, request_entra_token
 from entryway.devops.oidc.issuer import JobContext, OidcTokenIssuer
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pipelines.jobtokens import JobIdentity, JobTokens
@@ -82,6 +84,14 @@ class _Minting:
     job: JobContext
 
 
+@dataclass(frozen=True)
+class _EntraMinting:
+    """The Entra-issued form: the identity platform issues the token (devops/oidc/entra.py)."""
+
+    tenant_id: str
+    connection_id: str
+
+
 def _endpoint_not_found(connection_id: str) -> Response:
     body = wrapped_exception(
         f"Service connection {connection_id} could not be found, or the pipeline is not authorized to use it.",
@@ -89,6 +99,18 @@ def _endpoint_not_found(connection_id: str) -> Response:
         type_key="ServiceEndpointNotFoundException",
     )
     return JsonResponse(body, status_code=404)
+
+
+def _entra_unavailable(message: str, status: int) -> Response:
+    body = wrapped_exception(
+        message,
+        type_name=(
+            "Microsoft.VisualStudio.Services.ServiceEndpoints.WebApi.ServiceEndpointException, "
+            "Microsoft.VisualStudio.Services.ServiceEndpoints.WebApi"
+        ),
+        type_key="ServiceEndpointException",
+    )
+    return JsonResponse(body, status_code=status)
 
 
 class _ConnectionsApi:
@@ -112,6 +134,7 @@ class _ConnectionsApi:
             organization=org.name,
             project=project.name,
             devops_origin=self.ctx.devops_origin,
+            identity_origin=self.ctx.identity_origin,
         )
         issuer_type = "EntraID" if connection.issuer_mode is IssuerMode.ENTRA else "AzureDevOps"
         return {
@@ -232,7 +255,7 @@ class _ConnectionsApi:
         connection_id = request.query_params.get("serviceConnectionId", "").strip()
         path = request.path_params
 
-        def read(session: Session) -> JobIdentity | _Minting | Response | None:
+        def read(session: Session) -> JobIdentity | _Minting | _EntraMinting | Response | None:
             job = JobTokens(session, self.ctx.clock, digester).verify(token)
             if job is None or job.organization_id != org.id:
                 return job  # None, or the job of another organization: both unauthenticated here
@@ -277,22 +300,53 @@ class _ConnectionsApi:
                     pipeline.id,
                 )
                 return _endpoint_not_found(connection_id)
-            federation = federation_of(
-                connection,
-                organization_id=org.id,
-                organization=org.name,
-                project=project.name,
-                devops_origin=self.ctx.devops_origin,
-            )
-            return _Minting(federation.subject, context)
+            if connection.issuer_mode is IssuerMode.ENTRA:
+                minting: _Minting | _EntraMinting = _EntraMinting(connection.tenant_id, connection.id)
+            else:
+                federation = federation_of(
+                    connection,
+                    organization_id=org.id,
+                    organization=org.name,
+                    project=project.name,
+                    devops_origin=self.ctx.devops_origin,
+                )
+                minting = _Minting(federation.subject, context)
+            return minting
 
         outcome = await self.router.read(read)
         if outcome is None or isinstance(outcome, JobIdentity):
             log.info("oidctoken refused: job token invalid, expired, revoked or of another organization")
             return self.router.unauthorized(request, org)
-        if isinstance(outcome, Response):
-            return outcome
-        return JsonResponse({"oidcToken": self.issuer.mint(outcome.subject, outcome.job)})
+        if isinstance(outcome, _EntraMinting):
+            return await self._entra_token(org, outcome)
+        return outcome if isinstance(outcome, Response) else self._mint(outcome)
+
+    def _mint(self, minting: _Minting) -> Response:
+        """The DevOps form: the DevOps service's own issuer signs."""
+        assert self.issuer is not None, "checked before the job token was read"
+        return JsonResponse({"oidcToken": self.issuer.mint(minting.subject, minting.job)})
+
+    async def _entra_token(self, org: Organization, minting: _EntraMinting) -> Response:
+        """The identity platform's answer, or a clear refusal: 400 when it refused (a configuration problem,
+        e.g. the connection's tenant is gone; retrying does not help), 503 when it could not be reached."""
+        if self.ctx.http is None or self.ctx.web_client_secret is None:
+            return _entra_unavailable(
+                "This server does not reach the identity platform; the Entra-issued form is unavailable.", 503
+            )
+        try:
+            token = await request_entra_token(
+                self.ctx.http,
+                identity_origin=self.ctx.identity_origin,
+                client_secret=self.ctx.web_client_secret,
+                tenant_id=minting.tenant_id,
+                organization_id=org.id,
+                connection_id=minting.connection_id,
+            )
+        except EntraTokenUnavailable as exc:
+            return _entra_unavailable(
+                f"Service connection {minting.connection_id}: {exc.message}", 400 if exc.refused else 503
+            )
+        return JsonResponse({"oidcToken": token})
 
 
 OIDC_REQUEST_PATH = "/{org}/{project}/_apis/distributedtask/hubs/build/plans/{plan}/jobs/{job}/oidctoken"

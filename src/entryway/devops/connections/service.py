@@ -20,6 +20,9 @@ from entryway.devops.audit.recorder import Actor, record_change_by
 from entryway.devops.connections.repository import ConnectionRepository
 from entryway.devops.oidc.issuer import AUDIENCE, connection_subject, issuer_url
 from entryway.devops.orgs.service import Organization
+from entryway.identity.directory.first_party import AZURE_DEVOPS
+from entryway.identity.protocol.claims import v2_issuer
+from entryway.identity.protocol.service_connections import entra_connection_subject
 from entryway.kit.clock import Clock
 from entryway.kit.ids import new_guid, parse_guid
 from entryway.store.models import ServiceConnectionPipelineRow, ServiceConnectionRow
@@ -71,9 +74,21 @@ def federation_of(
     organization: str,
     project: str,
     devops_origin: str,
+    identity_origin: str | None = None,
 ) -> Federation:
+    """The DevOps form: the DevOps service's issuer and a subject of names. The Entra form: the identity
+    platform's v2 issuer for the connection's tenant, and a subject of ids (protocol/service_connections.py),
+    so a rename changes nothing."""
     if connection.issuer_mode is IssuerMode.ENTRA:
-        raise ServiceConnectionError(ENTRA_NOT_SUPPORTED)
+        if identity_origin is None:
+            raise ServiceConnectionError("the Entra-issued form needs the identity platform's origin")
+        return Federation(
+            issuer=v2_issuer(identity_origin.rstrip("/"), connection.tenant_id),
+            subject=entra_connection_subject(
+                connection.tenant_id, AZURE_DEVOPS.app_id, organization_id, connection.id
+            ),
+            audience=AUDIENCE,
+        )
     return Federation(
         issuer=issuer_url(devops_origin, organization_id),
         subject=connection_subject(organization, project, connection.name),
@@ -85,12 +100,6 @@ def federated_credential_name(connection: ServiceConnection) -> str:
     """The federated credential `--create-federated-credential` (and the config file) makes for a connection:
     named by the connection's id, so it stays the same credential when the connection is renamed."""
     return f"sc-{connection.id}"
-
-
-ENTRA_NOT_SUPPORTED = (
-    "the Entra-issued form of workload identity federation (--issuer entra) is not supported yet; "
-    "use --issuer devops (the DevOps service's own issuer, Azure DevOps' vstoken.dev.azure.com form)"
-)
 
 
 def check_connection_name(name: str) -> str:
@@ -210,8 +219,6 @@ class ConnectionService:
         all_pipelines: bool = False,
     ) -> ServiceConnection:
         """A new connection; `pipelines` (names or ids) may use it, or every pipeline with `all_pipelines`."""
-        if issuer_mode is IssuerMode.ENTRA:
-            raise ServiceConnectionError(ENTRA_NOT_SUPPORTED)
         check_connection_name(name)
         if self._repo.find(project_id, name) is not None:
             raise ServiceConnectionError(f"the project already has a service connection named '{name}'")

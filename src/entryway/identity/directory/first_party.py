@@ -27,6 +27,8 @@ class FirstPartyApp:
     # at start, so the installation registers them then (`installation.register_devops_web_client`), and the
     # static registration leaves the app's redirect URIs alone.
     devops_redirect_paths: tuple[str, ...] = ()
+    # The version of the access tokens issued for the app as a resource (Entra's accessTokenAcceptedVersion).
+    access_token_version: int = 1
 
 
 AZURE_DEVOPS = FirstPartyApp(
@@ -66,5 +68,15 @@ DEVOPS_WEB = FirstPartyApp(
     devops_redirect_paths=("/_signedin", "/_signedout"),
 )
 
+# Entra's token-exchange app: the audience of a token meant to be exchanged as a federated client assertion.
+# A federated credential names it by its identifier URI; the v2 tokens issued for it carry its app id.
+# (The Entra-issued form of a pipeline service connection's token: docs/pipelines-wif.md.)
+AZURE_AD_TOKEN_EXCHANGE = FirstPartyApp(
+    app_id="fb60f99c-7a34-4190-8149-302f77469936",
+    display_name="AAD Token Exchange Endpoint",
+    identifier_uris=("api://AzureADTokenExchange",),
+    access_token_version=2,
+)
+
 # Resources first: a pre-consent names a resource that must already exist.
-FIRST_PARTY_APPS = (AZURE_DEVOPS, AZURE_CLI, VISUAL_STUDIO, DEVOPS_WEB)
+FIRST_PARTY_APPS = (AZURE_DEVOPS, AZURE_AD_TOKEN_EXCHANGE, AZURE_CLI, VISUAL_STUDIO, DEVOPS_WEB)

@@ -147,7 +147,7 @@ class DirectoryService:
                     display_name=app.display_name,
                     delegated_scopes=list(app.delegated_scopes),
                     app_roles=[],
-                    access_token_version=1,
+                    access_token_version=app.access_token_version,
                     public_client=app.public_client,
                     redirect_uris=list(app.redirect_uris),
                     created_at=self._clock.now(),
@@ -943,6 +943,8 @@ class DirectoryService:
 
 
 def _update_first_party(row: ApplicationRow, app: FirstPartyApp) -> None:
+    if row.access_token_version != app.access_token_version:
+        row.access_token_version = app.access_token_version
     if row.public_client != app.public_client:
         row.public_client = app.public_client
     # An app on the installation's own origin has its redirect URIs registered at start (installation.py).

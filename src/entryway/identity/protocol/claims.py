@@ -39,6 +39,9 @@ class AppOnlySubject:
 
     service_principal_id: str
     roles: tuple[str, ...]
+    # `sub`, when it is not the service principal's object id (a pipeline service connection's token names
+    # the connection: protocol/service_connections.py).
+    subject: str | None = None
 
 
 def _registered_claims(
@@ -98,7 +101,7 @@ def _app_only_claims(  # noqa: PLR0917 - one call site, the claim order reads be
     if subject.roles:
         claims["roles"] = list(subject.roles)
     claims.update(
-        sub=subject.service_principal_id,
+        sub=subject.subject or subject.service_principal_id,
         tid=tenant_id,
         uti=new_opaque_id(16),
         ver="1.0" if version == 1 else "2.0",

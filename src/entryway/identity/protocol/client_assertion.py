@@ -27,6 +27,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from entryway.identity.directory.first_party import AZURE_AD_TOKEN_EXCHANGE
 from entryway.identity.protocol.errors import (
     CLIENT_ASSERTION_BAD_SIGNATURE,
     CLIENT_ASSERTION_KEY_EXPIRED,
@@ -384,6 +385,10 @@ def _verify_federated_assertion(
 
     _check_time_range(claims, ctx.now)
     presented_audiences = _audiences(claims.get("aud"))
+    # A v2 token issued for Entra's token-exchange app carries its app id as `aud`: it matches a credential
+    # whose audience is the app's identifier URI.
+    if AZURE_AD_TOKEN_EXCHANGE.app_id in presented_audiences:
+        presented_audiences.add(DEFAULT_FEDERATED_AUDIENCE)
     candidates = [
         c for c in candidates if set(c.audiences or (DEFAULT_FEDERATED_AUDIENCE,)) & presented_audiences
     ]

@@ -441,6 +441,22 @@ FEDERATED_BAD_SIGNATURE = Aadsts(
 )
 
 
+# The Entra-issued form of a pipeline service connection's token (protocol/service_connections.py).
+SERVICE_CONNECTION_CLIENT_REFUSED = Aadsts(
+    9002313,
+    "invalid_request",
+    400,
+    "Invalid request. The parameter 'service_connection' is accepted only from the Azure DevOps service, for "
+    "the token-exchange resource (fb60f99c-7a34-4190-8149-302f77469936).",
+)
+SERVICE_CONNECTION_MALFORMED = Aadsts(
+    9002313,
+    "invalid_request",
+    400,
+    "Invalid request. The parameter 'service_connection' must be '{{organizationId}}/{{serviceConnectionId}}'.",
+)
+
+
 class OAuthError(Exception):
     """An error the token service answers with. `detail` is for the log only."""
 

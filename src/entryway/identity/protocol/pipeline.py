@@ -84,6 +84,11 @@ class GrantOutcome:
     scope: str
     subject: AppOnlySubject | UserSubject
     sign_in: SignIn | None = None
+    # The app the token names as its client (`azp`/`appid`) when the authenticated client asks on behalf of
+    # another first-party app (the Azure DevOps service for a pipeline: protocol/service_connections.py).
+    acting_app_id: str | None = None
+    # A lifetime of the grant's own instead of the tenant's access token lifetime.
+    lifetime: int | None = None
 
 
 class Grant(Protocol):
@@ -203,14 +208,14 @@ class TokenEndpoint:
 
         context = GrantContext(request, tenant, authenticated, directory, sign_ins, now, self.pairwise_sub)
         outcome = grant.authorize(context)
-        lifetime = tenant.access_token_lifetime_seconds
+        lifetime = outcome.lifetime or tenant.access_token_lifetime_seconds
         subject = outcome.subject
         claims = access_token_claims(
             origin=self._origin,
             tenant_id=tenant.id,
             audience=outcome.audience,
             version=outcome.access_token_version,
-            client_app_id=client.app_id,
+            client_app_id=outcome.acting_app_id or client.app_id,
             client_auth_method=authenticated.method,
             subject=subject,
             now=int(now),

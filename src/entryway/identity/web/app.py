@@ -30,9 +30,10 @@ from entryway.identity.signin.accounts import Accounts
 from entryway.identity.web import discovery
 from entryway.identity.web.context import NO_STORE, Edge, IdentityContext, log
 from entryway.identity.web.device_flow import device_flow_routes
-from entryway.identity.web.external_issuers import ExternalIssuers, is_https_url
+from entryway.identity.web.external_issuers import ExternalIssuers, is_https_url, usable_keys
 from entryway.identity.web.signin import signin_routes
 from entryway.keys.signer import KeyringSigner, KeyringVerifier
+from entryway.kit.ids import parse_guid
 from entryway.kit.web import BodyTooLarge, JsonResponse, client_address, read_body
 
 __all__ = ["IdentityContext", "create_identity_app"]
@@ -44,20 +45,37 @@ async def _handle_with_assertion(
     """A client authenticating by assertion: its jti is recorded in a unit of work (and stays recorded when an
     error follows), and the keys of the external issuer a federated assertion names are fetched first, when a
     federated credential of the client trusts that issuer (no other URL is ever fetched): the pipeline does
-    no I/O."""
+    no I/O.
+
+    A token this identity platform issued itself (`{origin}/{tenant}/v2.0`, e.g. the Entra-issued form of a
+    pipeline service connection's token) is verified with its own published keys, read from the keyring, not
+    fetched over HTTPS from itself."""
     assertion, client_id = request.params.get("client_assertion", ""), request.params.get("client_id", "")
     issuer = unverified_issuer(assertion)
     issuer_keys: IssuerKeys | None = None
     if issuer is not None and issuer != client_id and is_https_url(issuer):
         credentials = await edge.on_directory(lambda d: d.find_federated_credentials(client_id))
         if any(c.issuer == issuer for c in credentials):
-            issuer_keys = await issuers.keys_for(issuer, unverified_kid(assertion))
+            if _is_own_issuer(edge.ctx.origin, issuer):
+                jwks = await run_in_threadpool(edge.ctx.keyring.jwks)
+                issuer_keys = IssuerKeys(issuer, usable_keys(jwks))
+            else:
+                issuer_keys = await issuers.keys_for(issuer, unverified_kid(assertion))
     user_grant = endpoint.is_user_grant(request.params.get("grant_type"))
     return await edge.in_unit_of_work(
         lambda d, ledger: endpoint.handle(
             request, d, ledger if user_grant else None, replay=ledger, issuer_keys=issuer_keys
         )
     )
+
+
+def _is_own_issuer(origin: str, issuer: str) -> bool:
+    """`{origin}/{tenant id}/v2.0` or `{origin}/{tenant id}/`: the v2 and v1 issuers of this platform."""
+    prefix = origin.rstrip("/") + "/"
+    if not issuer.startswith(prefix):
+        return False
+    tenant, sep, rest = issuer.removeprefix(prefix).partition("/")
+    return bool(sep) and rest in {"v2.0", ""} and parse_guid(tenant) is not None
 
 
 def create_identity_app(ctx: IdentityContext) -> Starlette:

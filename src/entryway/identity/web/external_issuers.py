@@ -135,7 +135,7 @@ class ExternalIssuers:
             entry.problem = f"could not fetch keys of {issuer}: {exc!r}"
             log.warning("%s", entry.problem)
             return
-        entry.keys, entry.problem = _usable_keys(jwks), ""
+        entry.keys, entry.problem = usable_keys(jwks), ""
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         client = self._client()
@@ -174,7 +174,7 @@ class ExternalIssuers:
         self._clients.clear()
 
 
-def _usable_keys(jwks: dict[str, Any]) -> dict[str, Any]:
+def usable_keys(jwks: dict[str, Any]) -> dict[str, Any]:
     """kid -> public key, for the RSA and EC keys meant for signatures; symmetric keys are never used."""
     keys: dict[str, Any] = {}
     items = jwks.get("keys")

@@ -19,7 +19,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import AzurePipelinesCredential, ClientAssertionCredential, ClientSecretCredential
 from sqlalchemy import select
 
-from entryway.config.declarative import apply_config
+from entryway.config.declarative import ConfigError, apply_config
 from entryway.devops.connections.service import ConnectionService, IssuerMode
 from entryway.devops.orgs.service import OrgService
 from entryway.devops.pipelines.jobtokens import JobTokens
@@ -371,3 +371,13 @@ def test_the_serviceendpoint_names_the_entra_issuer(world: World) -> None:
     assert parameters["workloadIdentityFederationSubject"] == entra_subject(
         world.organization_id, world.connections["entra-prod"]
     )
+
+
+def test_the_config_file_does_not_change_the_form_of_a_connection(world: World) -> None:
+    config = yaml.safe_load(CONNECTIONS)
+    entry = config["organizations"][0]["projects"][0]["service_connections"][0]
+    assert entry["name"] == "entra-prod"
+    assert apply_config(world.instance.runtime, config).created == []  # re-applied as it is: nothing to do
+    entry["issuer"] = "devops"
+    with pytest.raises(ConfigError, match=r"service_connections\[0\]: .*exists with issuer 'entra'"):
+        apply_config(world.instance.runtime, config)

@@ -151,6 +151,12 @@ def _apply_connection(
             f"{cfg.path}: service connection '{name}' exists with client id {connection.client_id}; the file "
             f"names {client_id}"
         )
+    if cfg.text("issuer") is not None and connection.issuer_mode.value != issuer:
+        # The issuer and subject of its tokens would change under the federated credentials that trust it.
+        raise ConfigError(
+            f"{cfg.path}: service connection '{name}' exists with issuer '{connection.issuer_mode.value}'; the "
+            f"file names '{issuer}' (create a new connection to change the form)"
+        )
     for pipeline in pipelines:
         if connections.authorize(project.id, connection.id, pipeline):
             report.note(f"pipeline {pipeline} may use service connection {name}")

@@ -6,11 +6,15 @@ the job as a clear 400; the DevOps form still works beside it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import socket
+import ssl
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 import requests
@@ -21,6 +25,7 @@ from sqlalchemy import select
 
 from entryway.config.declarative import ConfigError, apply_config
 from entryway.devops.connections.service import ConnectionService, IssuerMode
+from entryway.devops.oidc.entra import EntraTokenUnavailable, request_entra_token
 from entryway.devops.orgs.service import OrgService
 from entryway.devops.pipelines.jobtokens import JobTokens
 from entryway.devops.projects.service import ProjectService
@@ -381,3 +386,38 @@ def test_the_config_file_does_not_change_the_form_of_a_connection(world: World) 
     entry["issuer"] = "devops"
     with pytest.raises(ConfigError, match=r"service_connections\[0\]: .*exists with issuer 'entra'"):
         apply_config(world.instance.runtime, config)
+
+
+def _request(origin: str, secret: str, ca_bundle: str) -> str:
+    async def go() -> str:
+        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca_bundle)) as http:
+            return await request_entra_token(
+                http,
+                identity_origin=origin,
+                client_secret=secret,
+                tenant_id=CONTOSO_TENANT,
+                organization_id=str(uuid.uuid4()),
+                connection_id=str(uuid.uuid4()),
+            )
+
+    return asyncio.run(go())
+
+
+def test_the_devops_side_tells_a_refusal_from_an_identity_platform_out_of_reach(world: World) -> None:
+    """A refusal (here a wrong client secret) is for the job to read and not to retry (400); an identity
+    platform that cannot be reached is 503."""
+    with pytest.raises(EntraTokenUnavailable) as refused:
+        _request(world.instance.identity, "not-the-secret", world.instance.ca_bundle)
+    assert refused.value.refused
+    assert "AADSTS7000215" in refused.value.message
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(EntraTokenUnavailable) as unreachable:
+        _request(f"https://127.0.0.1:{port}", "whatever", world.instance.ca_bundle)
+    assert not unreachable.value.refused
+    assert "could not be reached" in unreachable.value.message
+    issued = _request(
+        world.instance.identity, world.instance.runtime.devops_web_client_secret, world.instance.ca_bundle
+    )
+    assert jwt.decode(issued, options={"verify_signature": False})["aud"] == TOKEN_EXCHANGE_APP_ID

@@ -18,8 +18,6 @@ DevOps issues it. For a connection of the Entra-issued form the identity platfor
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +40,7 @@ from entryway.devops.connections.service import (
 from entryway.devops.oidc.entra import EntraTokenUnavailable, request_entra_token
 from entryway.devops.oidc.issuer import JobContext, OidcTokenIssuer
 from entryway.devops.orgs.service import Organization
-from entryway.devops.pipelines.jobtokens import JobIdentity, JobTokens
+from entryway.devops.pipelines.jobtokens import JobIdentity
 from entryway.devops.projects.errors import bad_request, project_error_response
 from entryway.devops.projects.routes import check_api_version
 from entryway.devops.projects.service import Project, ProjectError, ProjectService, Viewer
@@ -61,21 +59,6 @@ _SERVICE_ENDPOINT_TYPE = (
     "Microsoft.VisualStudio.Services.ServiceEndpoints.WebApi.ServiceEndpointNotFoundException, "
     "Microsoft.VisualStudio.Services.ServiceEndpoints.WebApi"
 )
-
-
-def presented_job_token(authorization: str | None) -> str:
-    """The secret of `Authorization: Bearer <token>`, or the password of Basic (the agent's Git form)."""
-    scheme, _, value = (authorization or "").strip().partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer":
-        return value
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return ""
-        return decoded.partition(":")[2]
-    return ""
 
 
 @dataclass(frozen=True)
@@ -228,14 +211,14 @@ class _ConnectionsApi:
     # --- POST …/oidctoken ----------------------------------------------------------------------------
 
     async def oidc_token(
-        self, request: Request, org: Organization, _principal: Principal | Anonymous
+        self, request: Request, org: Organization, principal: Principal | Anonymous
     ) -> Response:
         if (refused := check_api_version(request)) is not None:
             return refused
-        token = presented_job_token(request.headers.get("authorization"))
-        digester = self.ctx.digester
-        if not token or digester is None or self.issuer is None:
-            log.info("oidctoken refused: no job token")
+        # The router has verified a job token already (the route takes one); anything else is no credential here.
+        verified = principal.job if isinstance(principal, Principal) else None
+        if verified is None or self.issuer is None:
+            log.info("oidctoken refused: no valid job token")
             return self.router.unauthorized(request, org)
         try:
             raw = await read_body(request, MAX_OIDC_BODY)
@@ -256,9 +239,9 @@ class _ConnectionsApi:
         path = request.path_params
 
         def read(session: Session) -> JobIdentity | _Minting | _EntraMinting | Response | None:
-            job = JobTokens(session, self.ctx.clock, digester).verify(token)
-            if job is None or job.organization_id != org.id:
-                return job  # None, or the job of another organization: both unauthenticated here
+            job = verified
+            if job.organization_id != org.id:
+                return None  # the job of another organization: unauthenticated here
             repo = ConnectionRepository(session)
             project = repo.find_project_by_id_or_name(org.id, path["project"])
             if (

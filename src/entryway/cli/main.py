@@ -1137,6 +1137,7 @@ def keys_list(data_dir: DataDir, purpose: PurposeOpt = "identity") -> None:
 
 import entryway.cli.audit  # noqa: E402, F401  (registers `entryway audit` on `app`)
 from entryway.cli import connections as _connections  # noqa: E402, F401  (registers `entryway serviceconnection`)
+from entryway.cli import git_setup as _git_setup  # noqa: E402, F401  (registers `entryway git setup`)
 from entryway.cli import groups as _groups  # noqa: E402, F401  (registers `entryway group`, `entryway user role`)
 from entryway.cli import leaks as _leaks  # noqa: E402, F401  (registers `entryway leaks`)
 from entryway.cli import notifications as _notifications  # noqa: E402, F401  (registers `entryway notifications`)

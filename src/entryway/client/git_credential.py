@@ -1,0 +1,248 @@
+"""`git-credential-entryway`: git's credential helper protocol (git-credential(1), "INPUT/OUTPUT FORMAT") for
+Azure DevOps remotes, answering the user name and an Entra access token (never a PAT), as Git Credential
+Manager's `oauth` credential type does (devops-wire-contract 1.5). Only git's answer goes to stdout."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from entryway.client.discovery import (
+    MICROSOFT_AUTHORITY,
+    Authority,
+    AuthorityCache,
+    DiscoveryError,
+    Organization,
+    authority_from_wwwauth,
+    discover_authority,
+    organization_of,
+)
+
+DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
+OPERATIONS = ("get", "store", "erase")
+MAX_REQUEST_BYTES = 64 * 1024  # git's own requests are a few hundred bytes
+
+
+class ProtocolError(Exception):
+    """What git (or whoever called us) sent is not a credential request."""
+
+
+class HelperError(Exception):
+    """A failure with a message that says what happened and what to do."""
+
+
+@dataclass(frozen=True)
+class CredentialRequest:
+    protocol: str = ""
+    host: str = ""
+    path: str | None = None
+    username: str | None = None
+    wwwauth: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    other: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_request(lines: Iterable[str]) -> CredentialRequest:
+    """`key=value` lines up to a blank line or the end; `wwwauth[]` and `capability[]` repeat; `url=` is split
+    into its parts as git does; unknown keys are kept but not used."""
+    fields: dict[str, str] = {}
+    wwwauth: list[str] = []
+    capabilities: list[str] = []
+    size = 0
+    for raw in lines:
+        size += len(raw)
+        if size > MAX_REQUEST_BYTES:
+            raise ProtocolError(f"the request is longer than {MAX_REQUEST_BYTES} bytes")
+        line = raw.removesuffix("\n")
+        if line == "":
+            break
+        if "\0" in line:
+            raise ProtocolError("a line holds a NUL byte")
+        key, sep, value = line.partition("=")
+        if not sep or not key:
+            raise ProtocolError(f"a line is not key=value: {line[:40]!r}")
+        if key == "wwwauth[]":
+            wwwauth.append(value)
+        elif key == "capability[]":
+            capabilities.append(value)
+        else:
+            fields[key] = value
+    if "url" in fields:
+        _apply_url(fields, fields.pop("url"))
+    known = {"protocol", "host", "path", "username", "password"}
+    return CredentialRequest(
+        protocol=fields.get("protocol", "").lower(),
+        host=fields.get("host", ""),
+        path=fields.get("path"),
+        username=fields.get("username"),
+        wwwauth=tuple(wwwauth),
+        capabilities=tuple(capabilities),
+        other={k: v for k, v in fields.items() if k not in known},
+    )
+
+
+def _apply_url(fields: dict[str, str], url: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if not parts.scheme:
+        raise ProtocolError("url= has no scheme")
+    fields["protocol"] = parts.scheme
+    if parts.hostname:
+        fields["host"] = parts.hostname + (f":{parts.port}" if parts.port else "")
+    if parts.username:
+        fields["username"] = unquote(parts.username)
+    if parts.path.strip("/"):
+        fields["path"] = parts.path.lstrip("/")
+
+
+def format_answer(values: Mapping[str, str]) -> str:
+    for key, value in values.items():
+        if "\n" in value or "\0" in value or "\n" in key or "=" in key:
+            raise HelperError(f"refusing to answer a value with a newline or NUL in '{key}'")
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def find_authority(
+    request: CredentialRequest,
+    organization: Organization,
+    cache: AuthorityCache,
+    *,
+    authority_host: str,
+    verify: str | bool,
+) -> Authority:
+    """wwwauth[] first, then the cache, then the HEAD; refuses an authority on another host than the one
+    configured (ENTRYWAY_AUTHORITY), so a remote cannot send the user's sign-in to a host of its choosing."""
+    authority = authority_from_wwwauth(request.wwwauth) or cache.get(organization)
+    if authority is None:
+        authority = discover_authority(organization, default_host=authority_host, verify=verify)
+    if authority.host.rstrip("/").lower() != authority_host.rstrip("/").lower():
+        raise HelperError(
+            f"organization '{organization.name}' names the authority {authority.url}, not one on "
+            f"{authority_host}; set ENTRYWAY_AUTHORITY={authority.host} if you trust it"
+        )
+    cache.put(organization, authority)
+    return authority
+
+
+@dataclass(frozen=True)
+class HelperSettings:
+    """The client settings the helper reads itself (the variables `entryway login` reads, client-tools.md)."""
+
+    authority_host: str
+    verify: str | bool
+    cache_dir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> HelperSettings:
+        authority = (_env(environ, "ENTRYWAY_AUTHORITY") or MICROSOFT_AUTHORITY).rstrip("/")
+        bundle = _env(environ, "ENTRYWAY_CA_BUNDLE") or _env(environ, "REQUESTS_CA_BUNDLE")
+        cache = _env(environ, "ENTRYWAY_CACHE_DIR")
+        if cache is None:
+            xdg = _env(environ, "XDG_CACHE_HOME")
+            cache = str(Path(xdg) / "entryway") if xdg else str(Path.home() / ".cache" / "entryway")
+        return cls(authority, bundle or True, Path(cache))
+
+
+def answer_get(request: CredentialRequest, organization: Organization, environ: Mapping[str, str]) -> str:
+    settings = HelperSettings.from_env(environ)
+    service_principal = _service_principal_answer(environ, settings.authority_host, settings.verify)
+    if service_principal is not None:
+        return service_principal
+    try:
+        authority = find_authority(
+            request,
+            organization,
+            AuthorityCache(settings.cache_dir),
+            authority_host=settings.authority_host,
+            verify=settings.verify,
+        )
+    except DiscoveryError as exc:
+        raise HelperError(str(exc)) from exc
+    return _signed_in_answer(authority, environ)
+
+
+def _signed_in_answer(authority: Authority, environ: Mapping[str, str]) -> str:
+    raise HelperError(
+        f"no signed-in account for tenant {authority.tenant}: run 'entryway login --tenant {authority.tenant}' "
+        "(or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal)"
+    )
+
+
+def _service_principal_answer(
+    environ: Mapping[str, str], authority_host: str, verify: str | bool
+) -> str | None:
+    """CI: AZURE_CLIENT_ID + AZURE_TENANT_ID + AZURE_CLIENT_SECRET (azure-identity's EnvironmentCredential
+    names); the token is asked for on every `get` and never stored."""
+    client_id, tenant = _env(environ, "AZURE_CLIENT_ID"), _env(environ, "AZURE_TENANT_ID")
+    secret = _env(environ, "AZURE_CLIENT_SECRET")
+    if secret is None:
+        return None
+    if client_id is None or tenant is None:
+        raise HelperError(
+            "AZURE_CLIENT_SECRET is set but AZURE_CLIENT_ID or AZURE_TENANT_ID is not; set both"
+        )
+    import msal
+    import requests
+
+    http = requests.Session()
+    http.verify = verify
+    app = msal.ConfidentialClientApplication(
+        client_id,
+        client_credential=secret,
+        authority=f"{authority_host.rstrip('/')}/{tenant}",
+        instance_discovery=False,
+        http_client=http,
+    )
+    result = app.acquire_token_for_client(scopes=[DEVOPS_SCOPE])
+    if "access_token" not in result:
+        code = (result.get("error_description") or result.get("error") or "no answer").split("\n", 1)[0]
+        raise HelperError(f"the service principal {client_id} could not get a token: {code}")
+    expires_on = int(result.get("expires_on") or 0) or None
+    answer = {"username": client_id, "password": str(result["access_token"])}
+    if expires_on:
+        answer["password_expiry_utc"] = str(expires_on)
+    return format_answer(answer)
+
+
+def run(
+    argv: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str]
+) -> int:
+    if len(argv) != 1 or argv[0] not in OPERATIONS:
+        stderr.write(
+            "usage: git-credential-entryway get|store|erase (git runs it; see 'entryway git setup')\n"
+        )
+        return 2
+    try:
+        request = parse_request(stdin)
+    except ProtocolError as exc:
+        stderr.write(f"git-credential-entryway: {exc}\n")
+        return 1
+    organization = organization_of(request.protocol, request.host, request.path, request.username)
+    if organization is None:
+        return 0  # not an Azure DevOps remote we can name: git asks its next helper
+    operation = argv[0]
+    try:
+        if operation == "get":
+            stdout.write(answer_get(request, organization, environ))
+        elif operation == "erase":
+            AuthorityCache(HelperSettings.from_env(environ).cache_dir).drop(organization)
+        # store: nothing is kept; the token is asked for again on every get.
+    except HelperError as exc:
+        stderr.write(f"git-credential-entryway: {exc}\n")
+        return 1
+    stdout.flush()
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:], sys.stdin, sys.stdout, sys.stderr, os.environ))

@@ -3,6 +3,7 @@ against the real DevOps service) and `entryway git setup`, with real git where g
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -14,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import CONTOSO_TENANT, Instance
 
 from entryway.client.discovery import (
     Authority,
@@ -23,6 +23,7 @@ from entryway.client.discovery import (
     Organization,
     authority_from_resource_tenant,
     authority_from_wwwauth,
+    claims_from_wwwauth,
     discover_authority,
     organization_of,
 )
@@ -32,6 +33,7 @@ from entryway.client.git_credential import (
     parse_request,
     run,
 )
+from tests.conftest import CONTOSO_TENANT, Instance
 
 GIT = shutil.which("git") or "/usr/bin/git"
 BIN = Path(sys.executable).parent
@@ -166,6 +168,17 @@ def test_the_authority_comes_from_the_bearer_challenge() -> None:
     assert authority_from_wwwauth(["Bearer", "TFS-Federated"]) is None  # an MSA-backed organization
     assert authority_from_wwwauth(["Bearer authorization_uri=http://evil.test/t"]) is None  # not https
     assert authority_from_wwwauth(["Bearer authorization_uri=https://x.test/t?q=1"]) is None
+
+
+def test_the_claims_of_a_claims_challenge_are_decoded() -> None:
+    claims = '{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}'
+    encoded = base64.b64encode(claims.encode()).decode()
+    challenge = f'Bearer authorization_uri="{MS}/t", error="insufficient_claims", claims="{encoded}"'
+    assert claims_from_wwwauth(['Basic realm="x"', challenge]) == claims
+    assert claims_from_wwwauth([f'Bearer claims="{encoded.rstrip("=")}"']) == claims
+    assert claims_from_wwwauth(['Bearer claims="bm90IGpzb24="']) is None  # "not json"
+    assert claims_from_wwwauth(['Bearer claims="%%%"']) is None
+    assert claims_from_wwwauth([f'Basic claims="{encoded}"']) is None
 
 
 def test_the_resource_tenant_header_is_read_as_gcm_reads_it() -> None:

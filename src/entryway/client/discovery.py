@@ -4,6 +4,7 @@ the organization URL reading `WWW-Authenticate: Bearer authorization_uri=…` or
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -90,6 +91,29 @@ def authority_from_wwwauth(challenges: Iterable[str]) -> Authority | None:
         match = _AUTHORIZATION_URI.search(challenge)
         if match and (authority := parse_authority(match.group(1))) is not None:
             return authority
+    return None
+
+
+_CLAIMS = re.compile(r'claims="([A-Za-z0-9+/=_\-]+)"', re.IGNORECASE)
+
+
+def claims_from_wwwauth(challenges: Iterable[str]) -> str | None:
+    """The claims of a `Bearer … error="insufficient_claims", claims="<base64 JSON>"` challenge (Entra's
+    claims challenge, "Claims challenges, claims requests and client capabilities"), decoded; None when there is
+    none or it is not base64 of a JSON object."""
+    for challenge in challenges:
+        if not challenge.strip().lower().startswith("bearer"):
+            continue
+        match = _CLAIMS.search(challenge)
+        if match is None:
+            continue
+        encoded = match.group(1).replace("-", "+").replace("_", "/")
+        try:
+            decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("utf-8")
+            if isinstance(json.loads(decoded), dict):
+                return decoded
+        except (ValueError, UnicodeDecodeError):
+            continue
     return None
 
 

@@ -1,0 +1,287 @@
+"""Token acquisition on the user's machine, for `entryway login`/`token` and the git credential helper.
+
+msal underneath, with one persistent token cache per user (a file only that user can read; see
+docs/client-tools.md). The same code serves Entryway and Microsoft's own identity platform: the authority
+host is a setting.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msal
+import requests
+
+MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
+AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
+DEVOPS_SCOPE = f"{DEVOPS_RESOURCE}/.default"
+CACHE_FILE = "msal_token_cache.json"
+MULTI_TENANT = ("organizations", "common", "consumers")
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "entryway"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    authority_host: str
+    tenant: str
+    client_id: str
+    ca_bundle: str | None
+    cache_dir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientSettings:
+        """Settings from ENTRYWAY_* variables (see docs/client-tools.md); `overrides` that are None are ignored."""
+        env = os.environ if environ is None else environ
+        settings = cls(
+            authority_host=(env.get("ENTRYWAY_AUTHORITY") or MICROSOFT_AUTHORITY).rstrip("/"),
+            tenant=env.get("ENTRYWAY_TENANT") or "organizations",
+            client_id=env.get("ENTRYWAY_CLIENT_ID") or AZURE_CLI_CLIENT_ID,
+            ca_bundle=env.get("ENTRYWAY_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or None,
+            cache_dir=Path(env["ENTRYWAY_CACHE_DIR"])
+            if env.get("ENTRYWAY_CACHE_DIR")
+            else default_cache_dir(env),
+        )
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if "authority_host" in given:
+            given["authority_host"] = str(given["authority_host"]).rstrip("/")
+        if "cache_dir" in given:
+            given["cache_dir"] = Path(given["cache_dir"])
+        return replace(settings, **given)
+
+    def authority(self, tenant: str | None = None) -> str:
+        return f"{self.authority_host}/{tenant or self.tenant}"
+
+    @property
+    def is_microsoft(self) -> bool:
+        return self.authority_host == MICROSOFT_AUTHORITY
+
+
+class NeedsLogin(Exception):
+    """No usable account or refresh token: the message says what happened and what to run."""
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    expires_on: int
+    tenant_id: str
+    username: str
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    tenant_id: str
+    home_account_id: str
+    environment: str
+    account_type: str  # "user" (msal's MSSTS) or whatever msal records
+
+
+class TokenCacheFile:
+    """msal's SerializableTokenCache kept in one file: mode 0600 in a 0700 directory, written atomically.
+
+    msal-extensions' encrypted persistence needs libsecret on Linux (and a desktop session); a plain
+    0600 file is what works everywhere, as the Azure CLI does on Linux.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / CACHE_FILE
+        self.cache = msal.SerializableTokenCache()
+        self._lock = threading.Lock()
+        if self.path.exists():
+            try:
+                self.cache.deserialize(self.path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise NeedsLogin(
+                    f"The token cache {self.path} is not readable ({exc}); delete it and run `entryway login`."
+                ) from exc
+
+    def save(self) -> None:
+        with self._lock:
+            if not self.cache.has_state_changed:
+                return
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.directory.chmod(0o700)
+            fd, name = tempfile.mkstemp(dir=self.directory, prefix=".cache-", suffix=".tmp")
+            try:
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(self.cache.serialize())
+                Path(name).replace(self.path)
+            except BaseException:
+                Path(name).unlink(missing_ok=True)
+                raise
+            self.cache.has_state_changed = False
+
+
+def http_session(settings: ClientSettings) -> requests.Session:
+    session = requests.Session()
+    if settings.ca_bundle:
+        session.verify = settings.ca_bundle
+    return session
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (for display and expiry only); {} when it is not one."""
+    try:
+        payload = token.split(".")[1]
+        decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def describe_error(result: Mapping[str, Any]) -> str:
+    error = str(result.get("error") or "error")
+    description = str(result.get("error_description") or "").strip()
+    first = description.splitlines()[0] if description else ""
+    return f"{error}: {first}" if first else error
+
+
+class TokenClient:
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self.cache_file = TokenCacheFile(settings.cache_dir)
+        self.http = http_session(settings)
+        self._apps: dict[str, msal.PublicClientApplication] = {}
+
+    def app(self, tenant: str | None = None) -> msal.PublicClientApplication:
+        authority = self.settings.authority(tenant)
+        app = self._apps.get(authority)
+        if app is None:
+            app = msal.PublicClientApplication(
+                self.settings.client_id,
+                authority=authority,
+                token_cache=self.cache_file.cache,
+                http_client=self.http,
+                instance_discovery=self.settings.is_microsoft,
+            )
+            self._apps[authority] = app
+        return app
+
+    def save(self) -> None:
+        self.cache_file.save()
+
+    def accounts(self) -> list[Account]:
+        raw = list(self.cache_file.cache.search(msal.TokenCache.CredentialType.ACCOUNT))
+        host = urlsplit(self.settings.authority_host).hostname  # msal records the host without the port
+        found = []
+        for entry in raw:
+            if entry.get("environment") != host:
+                continue
+            found.append(
+                Account(
+                    username=str(entry.get("username", "")),
+                    tenant_id=str(entry.get("realm", "")),
+                    home_account_id=str(entry.get("home_account_id", "")),
+                    environment=str(entry.get("environment", "")),
+                    account_type=str(entry.get("authority_type", "")),
+                )
+            )
+        return sorted(found, key=lambda account: (account.username, account.tenant_id))
+
+    def _pick(self, tenant: str | None, username: str | None) -> tuple[dict[str, Any], str]:
+        wanted = tenant or self.settings.tenant
+        app = self.app(wanted)
+        candidates = app.get_accounts(username=username) if username else app.get_accounts()
+        if wanted not in MULTI_TENANT:
+            in_tenant = [a for a in candidates if a.get("realm") == wanted]
+            # A tenant named by domain cannot be matched against the cached realm (a GUID): any account will do.
+            candidates = in_tenant or ([] if _is_guid(wanted) else candidates)
+        if not candidates:
+            who = f" as {username}" if username else ""
+            where = "" if wanted in MULTI_TENANT else f" for tenant {wanted}"
+            raise NeedsLogin(
+                f"No account is signed in{who}{where} at {self.settings.authority_host}. "
+                f"Run `entryway login{'' if wanted in MULTI_TENANT else ' --tenant ' + wanted}`."
+            )
+        account = candidates[0]
+        realm = str(account.get("realm") or "")
+        return account, (realm if wanted in MULTI_TENANT and realm else wanted)
+
+    def acquire_silent(
+        self,
+        scopes: list[str],
+        *,
+        tenant: str | None = None,
+        claims: str | None = None,
+        min_remaining: timedelta = timedelta(minutes=5),
+        username: str | None = None,
+    ) -> AccessToken:
+        """A token from the cache, refreshed (with the refresh token) when less than `min_remaining` is left
+        or the service sent a claims challenge. NeedsLogin when that cannot be done without the user."""
+        account, authority_tenant = self._pick(tenant, username)
+        app = self.app(authority_tenant)
+        result = app.acquire_token_silent_with_error(
+            scopes, account, claims_challenge=claims, force_refresh=claims is not None
+        )
+        if (
+            result
+            and "access_token" in result
+            and int(result.get("expires_in", 0)) < min_remaining.total_seconds()
+        ):
+            result = app.acquire_token_silent_with_error(scopes, account, force_refresh=True)
+        self.save()
+        user = str(account.get("username") or "")
+        if not result:
+            raise NeedsLogin(f"No refresh token is cached for {user}; run `entryway login` again.")
+        if "access_token" not in result:
+            raise NeedsLogin(
+                f"Could not refresh the token for {user} silently ({describe_error(result)}); "
+                f"run `entryway login{'' if tenant is None else ' --tenant ' + tenant}` again."
+            )
+        return token_of(result, fallback_tenant=authority_tenant, username=user)
+
+
+def token_of(result: Mapping[str, Any], *, fallback_tenant: str, username: str = "") -> AccessToken:
+    import time
+
+    token = str(result["access_token"])
+    claims = jwt_claims(token)
+    expires_on = int(time.time()) + int(result.get("expires_in", 0))
+    client_info = result.get("id_token_claims") or {}
+    return AccessToken(
+        token=token,
+        expires_on=expires_on,
+        tenant_id=str(claims.get("tid") or client_info.get("tid") or fallback_tenant),
+        username=username or str(claims.get("upn") or client_info.get("preferred_username") or ""),
+    )
+
+
+def _is_guid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+__all__ = [
+    "AZURE_CLI_CLIENT_ID",
+    "DEVOPS_RESOURCE",
+    "DEVOPS_SCOPE",
+    "AccessToken",
+    "Account",
+    "ClientSettings",
+    "NeedsLogin",
+    "TokenCacheFile",
+    "TokenClient",
+]

@@ -3,12 +3,24 @@ credential helper answers Entra access tokens (a service principal from the envi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
-from tests.conftest import BUILD_BOT_ID, BUILD_BOT_SECRET, CONTOSO_TENANT
+from entryway.client import DEVOPS_SCOPE, ClientSettings, TokenClient
+from tests.conftest import (
+    ADA,
+    BUILD_BOT_ID,
+    BUILD_BOT_SECRET,
+    CONTOSO_TENANT,
+    OidcIssuer,
+    complete_device_login,
+    register_federated_credential,
+)
 from tests.devops.test_git import GIT, ORG, GitWorld, commit_file, git_world  # noqa: F401  (the fixture)
 
 BIN = Path(sys.executable).parent
@@ -125,4 +137,140 @@ def test_without_a_signed_in_account_the_helper_says_to_run_entryway_login(
     )
     assert done.returncode == 1
     assert done.stdout == ""
-    assert f"run 'entryway login --tenant {CONTOSO_TENANT}'" in done.stderr
+    assert f"entryway login --tenant {CONTOSO_TENANT}" in done.stderr
+    assert "service principal" in done.stderr
+
+
+def _device_code_login(world: GitWorld, cache_dir: Path) -> None:
+    """`entryway login --device-code` as msal runs it, the person's part done by the test."""
+    settings = ClientSettings.from_env(
+        {},
+        authority_host=world.instance.identity,
+        ca_bundle=world.instance.ca_bundle,
+        cache_dir=cache_dir,
+        tenant=CONTOSO_TENANT,
+    )
+    client = TokenClient(settings)
+    app = client.app(CONTOSO_TENANT)
+    flow = app.initiate_device_flow(scopes=[DEVOPS_SCOPE])
+    assert "user_code" in flow, flow
+    with ThreadPoolExecutor(1) as person:
+        signed_in = person.submit(complete_device_login, world.instance, flow["user_code"], ADA)
+        result = app.acquire_token_by_device_flow(
+            flow, exit_condition=lambda _: signed_in.done() and signed_in.exception() is not None
+        )
+        signed_in.result()
+    assert "access_token" in result, result
+    client.save()
+
+
+def _age_cached_tokens(cache_dir: Path, delta: timedelta) -> None:
+    """What the user's clock sees when `delta` has passed: the cached access tokens' times move back by it
+    (msal reads its own clock; the server's ManualClock is moved by the same amount)."""
+    path = cache_dir / "msal_token_cache.json"
+    cache = json.loads(path.read_text())
+    for entry in cache.get("AccessToken", {}).values():
+        for key in ("cached_at", "expires_on", "extended_expires_on"):
+            if key in entry:
+                entry[key] = str(int(entry[key]) - int(delta.total_seconds()))
+    path.write_text(json.dumps(cache))
+
+
+def _cached_access_tokens(cache_dir: Path) -> set[str]:
+    cache = json.loads((cache_dir / "msal_token_cache.json").read_text())
+    return {str(entry["secret"]) for entry in cache.get("AccessToken", {}).values()}
+
+
+def test_a_signed_in_user_clones_pushes_and_fetches_after_the_token_expired(
+    git_world: GitWorld,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(git_world, home)
+    _device_code_login(git_world, home / "cache")
+    setup = _run([str(BIN / "entryway"), "git", "setup", f"{git_world.instance.devops}/{ORG}"], env)
+    assert setup.returncode == 0, setup.stderr
+    assert "eyJ" not in setup.stdout
+
+    work = tmp_path / "work"
+    clone = _run([GIT, "clone", git_world.url, str(work)], env)
+    assert clone.returncode == 0, clone.stderr
+    (work / "ada.txt").write_text("pushed by ada through git-credential-entryway\n")
+    assert _run([GIT, "add", "ada.txt"], env, cwd=work).returncode == 0
+    assert _run([GIT, "commit", "-q", "-m", "ada"], env, cwd=work).returncode == 0
+    push = _run([GIT, "push", "-q", "origin", "HEAD:refs/heads/ada-helper"], env, cwd=work)
+    assert push.returncode == 0, push.stderr
+
+    # The access token expires: the server's clock and the user's both pass it; the refresh token is still good.
+    passed = timedelta(hours=2)
+    git_world.instance.clock.advance(passed)
+    _age_cached_tokens(home / "cache", passed)
+    before = _cached_access_tokens(home / "cache")
+    fetch = _run([GIT, "fetch", "-q", "origin"], env, cwd=work)
+    assert fetch.returncode == 0, fetch.stderr
+    assert _run([GIT, "rev-parse", "origin/ada-helper"], env, cwd=work).returncode == 0
+    assert _cached_access_tokens(home / "cache") - before, "the helper refreshed the token"
+
+    config = (home / "gitconfig").read_text() + (work / ".git" / "config").read_text()
+    assert "eyJ" not in config
+    assert "password" not in config
+    authorities = json.loads((home / "cache" / "git-authorities.json").read_text())
+    assert authorities == {
+        f"{git_world.instance.devops}/{ORG}".lower(): f"{git_world.instance.identity}/{CONTOSO_TENANT}"
+    }
+
+
+def test_git_clones_with_workload_identity_from_a_federated_token_file(
+    git_world: GitWorld,  # noqa: F811
+    oidc_issuer: OidcIssuer,
+    tmp_path: Path,
+) -> None:
+    subject = "system:serviceaccount:ci:git-credential-entryway"
+    register_federated_credential(
+        git_world.instance,
+        BUILD_BOT_ID,
+        name="git-credential-helper",
+        issuer=oidc_issuer.url,
+        subject=subject,
+    )
+    token_file = tmp_path / "federated-token"
+    token_file.write_text(oidc_issuer.token(subject, now=git_world.instance.clock.now().timestamp()))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(
+        git_world,
+        home,
+        AZURE_CLIENT_ID=BUILD_BOT_ID,
+        AZURE_TENANT_ID=CONTOSO_TENANT,
+        AZURE_FEDERATED_TOKEN_FILE=str(token_file),
+    )
+    setup = _run([str(BIN / "entryway"), "git", "setup", f"{git_world.instance.devops}/{ORG}"], env)
+    assert setup.returncode == 0, setup.stderr
+    clone = _run([GIT, "clone", git_world.url, str(tmp_path / "work")], env)
+    assert clone.returncode == 0, clone.stderr
+
+    token_file.write_text("")
+    done = subprocess.run(
+        [str(BIN / "git-credential-entryway"), "get"],
+        input=f"url={git_world.url}\n\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert f"AZURE_FEDERATED_TOKEN_FILE {token_file} is empty" in done.stderr
+    token_file.unlink()
+    done = subprocess.run(
+        [str(BIN / "git-credential-entryway"), "get"],
+        input=f"url={git_world.url}\n\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "cannot be read (No such file or directory)" in done.stderr

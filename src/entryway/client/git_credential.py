@@ -11,18 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from entryway.client import DEVOPS_SCOPE, ClientSettings, NeedsLogin, TokenClient
 from entryway.client.discovery import (
-    MICROSOFT_AUTHORITY,
     Authority,
     AuthorityCache,
     DiscoveryError,
     Organization,
     authority_from_wwwauth,
+    claims_from_wwwauth,
     discover_authority,
     organization_of,
 )
 
-DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
 OPERATIONS = ("get", "store", "erase")
 MAX_REQUEST_BYTES = 64 * 1024  # git's own requests are a few hundred bytes
 
@@ -134,28 +134,10 @@ def find_authority(
     return authority
 
 
-@dataclass(frozen=True)
-class HelperSettings:
-    """The client settings the helper reads itself (the variables `entryway login` reads, client-tools.md)."""
-
-    authority_host: str
-    verify: str | bool
-    cache_dir: Path
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> HelperSettings:
-        authority = (_env(environ, "ENTRYWAY_AUTHORITY") or MICROSOFT_AUTHORITY).rstrip("/")
-        bundle = _env(environ, "ENTRYWAY_CA_BUNDLE") or _env(environ, "REQUESTS_CA_BUNDLE")
-        cache = _env(environ, "ENTRYWAY_CACHE_DIR")
-        if cache is None:
-            xdg = _env(environ, "XDG_CACHE_HOME")
-            cache = str(Path(xdg) / "entryway") if xdg else str(Path.home() / ".cache" / "entryway")
-        return cls(authority, bundle or True, Path(cache))
-
-
 def answer_get(request: CredentialRequest, organization: Organization, environ: Mapping[str, str]) -> str:
-    settings = HelperSettings.from_env(environ)
-    service_principal = _service_principal_answer(environ, settings.authority_host, settings.verify)
+    settings = ClientSettings.from_env(environ)
+    verify: str | bool = settings.ca_bundle or True
+    service_principal = _service_principal_answer(environ, settings.authority_host, verify)
     if service_principal is not None:
         return service_principal
     try:
@@ -164,33 +146,56 @@ def answer_get(request: CredentialRequest, organization: Organization, environ: 
             organization,
             AuthorityCache(settings.cache_dir),
             authority_host=settings.authority_host,
-            verify=settings.verify,
+            verify=verify,
         )
     except DiscoveryError as exc:
         raise HelperError(str(exc)) from exc
-    return _signed_in_answer(authority, environ)
+    return _signed_in_answer(authority, settings, claims_from_wwwauth(request.wwwauth))
 
 
-def _signed_in_answer(authority: Authority, environ: Mapping[str, str]) -> str:
-    raise HelperError(
-        f"no signed-in account for tenant {authority.tenant}: run 'entryway login --tenant {authority.tenant}' "
-        "(or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal)"
+def _signed_in_answer(authority: Authority, settings: ClientSettings, claims: str | None) -> str:
+    """The signed-in user's token for the organization's tenant, from `entryway login`'s cache, refreshed when
+    less than five minutes are left (so a long clone never starts with a dying token), or asked again with the
+    claims of the service's claims challenge."""
+    try:
+        token = TokenClient(settings).acquire_silent([DEVOPS_SCOPE], tenant=authority.tenant, claims=claims)
+    except NeedsLogin as exc:
+        raise HelperError(
+            f"{exc} (or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal)"
+        ) from exc
+    return format_answer(
+        {"username": token.username, "password": token.token, "password_expiry_utc": str(token.expires_on)}
     )
 
 
 def _service_principal_answer(
     environ: Mapping[str, str], authority_host: str, verify: str | bool
 ) -> str | None:
-    """CI: AZURE_CLIENT_ID + AZURE_TENANT_ID + AZURE_CLIENT_SECRET (azure-identity's EnvironmentCredential
-    names); the token is asked for on every `get` and never stored."""
+    """CI: AZURE_CLIENT_ID + AZURE_TENANT_ID with AZURE_CLIENT_SECRET (a service principal) or
+    AZURE_FEDERATED_TOKEN_FILE (workload identity: the file's token as the client assertion, read on every
+    `get` since the platform rotates it), azure-identity's names; asked for on every `get`, never stored."""
     client_id, tenant = _env(environ, "AZURE_CLIENT_ID"), _env(environ, "AZURE_TENANT_ID")
     secret = _env(environ, "AZURE_CLIENT_SECRET")
-    if secret is None:
+    token_file = _env(environ, "AZURE_FEDERATED_TOKEN_FILE")
+    if secret is None and token_file is None:
         return None
+    given = "AZURE_CLIENT_SECRET" if secret is not None else "AZURE_FEDERATED_TOKEN_FILE"
     if client_id is None or tenant is None:
-        raise HelperError(
-            "AZURE_CLIENT_SECRET is set but AZURE_CLIENT_ID or AZURE_TENANT_ID is not; set both"
-        )
+        raise HelperError(f"{given} is set but AZURE_CLIENT_ID or AZURE_TENANT_ID is not; set both")
+    credential: str | dict[str, str]
+    if secret is not None:
+        credential = secret
+    else:
+        assert token_file is not None
+        try:
+            assertion = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise HelperError(
+                f"AZURE_FEDERATED_TOKEN_FILE {token_file} cannot be read ({exc.strerror or exc})"
+            ) from exc
+        if not assertion:
+            raise HelperError(f"AZURE_FEDERATED_TOKEN_FILE {token_file} is empty")
+        credential = {"client_assertion": assertion}
     import msal
     import requests
 
@@ -198,7 +203,7 @@ def _service_principal_answer(
     http.verify = verify
     app = msal.ConfidentialClientApplication(
         client_id,
-        client_credential=secret,
+        client_credential=credential,
         authority=f"{authority_host.rstrip('/')}/{tenant}",
         instance_discovery=False,
         http_client=http,
@@ -235,7 +240,7 @@ def run(
         if operation == "get":
             stdout.write(answer_get(request, organization, environ))
         elif operation == "erase":
-            AuthorityCache(HelperSettings.from_env(environ).cache_dir).drop(organization)
+            AuthorityCache(ClientSettings.from_env(environ).cache_dir).drop(organization)
         # store: nothing is kept; the token is asked for again on every get.
     except HelperError as exc:
         stderr.write(f"git-credential-entryway: {exc}\n")

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,8 @@ from tests.conftest import (
     CONTOSO_TENANT,
     OidcIssuer,
     complete_device_login,
+    make_certificate,
+    register_certificate,
     register_federated_credential,
 )
 from tests.devops.test_git import GIT, ORG, GitWorld, commit_file, git_world  # noqa: F401  (the fixture)
@@ -205,9 +208,12 @@ def test_a_signed_in_user_clones_pushes_and_fetches_after_the_token_expired(
     # The access token expires: the server's clock and the user's both pass it; the refresh token is still good.
     passed = timedelta(hours=2)
     git_world.instance.clock.advance(passed)
-    _age_cached_tokens(home / "cache", passed)
-    before = _cached_access_tokens(home / "cache")
-    fetch = _run([GIT, "fetch", "-q", "origin"], env, cwd=work)
+    try:
+        _age_cached_tokens(home / "cache", passed)
+        before = _cached_access_tokens(home / "cache")
+        fetch = _run([GIT, "fetch", "-q", "origin"], env, cwd=work)
+    finally:
+        git_world.instance.clock.advance(-passed)  # the session's other tests keep the clock they had
     assert fetch.returncode == 0, fetch.stderr
     assert _run([GIT, "rev-parse", "origin/ada-helper"], env, cwd=work).returncode == 0
     assert _cached_access_tokens(home / "cache") - before, "the helper refreshed the token"
@@ -274,3 +280,46 @@ def test_git_clones_with_workload_identity_from_a_federated_token_file(
     )
     assert (done.returncode, done.stdout) == (1, "")
     assert "cannot be read (No such file or directory)" in done.stderr
+
+
+def test_git_clones_as_a_service_principal_with_a_certificate(
+    git_world: GitWorld,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    certificate = make_certificate("git-credential-entryway")
+    register_certificate(git_world.instance, BUILD_BOT_ID, certificate)
+    pem = tmp_path / "bot.pem"
+    pem.write_text(certificate.key_pem + certificate.cert_pem)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(
+        git_world,
+        home,
+        AZURE_CLIENT_ID=BUILD_BOT_ID,
+        AZURE_TENANT_ID=CONTOSO_TENANT,
+        AZURE_CLIENT_CERTIFICATE_PATH=str(pem),
+    )
+    setup = _run([str(BIN / "entryway"), "git", "setup", f"{git_world.instance.devops}/{ORG}"], env)
+    assert setup.returncode == 0, setup.stderr
+    # msal signs the client assertion with this machine's clock: the server's must agree with it for now
+    # (earlier tests of the session may have moved it ahead).
+    ahead = git_world.instance.clock.timestamp() - time.time()
+    git_world.instance.clock.advance(-ahead)
+    try:
+        clone = _run([GIT, "clone", git_world.url, str(tmp_path / "work")], env)
+    finally:
+        git_world.instance.clock.advance(ahead)
+    assert clone.returncode == 0, clone.stderr
+
+    pem.write_text(certificate.cert_pem)  # no key
+    done = subprocess.run(
+        [str(BIN / "git-credential-entryway"), "get"],
+        input=f"url={git_world.url}\n\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "is not a PEM file with an unencrypted private key and its certificate" in done.stderr

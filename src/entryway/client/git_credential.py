@@ -171,20 +171,35 @@ def _signed_in_answer(authority: Authority, settings: ClientSettings, claims: st
 def _service_principal_answer(
     environ: Mapping[str, str], authority_host: str, verify: str | bool
 ) -> str | None:
-    """CI: AZURE_CLIENT_ID + AZURE_TENANT_ID with AZURE_CLIENT_SECRET (a service principal) or
+    """CI: AZURE_CLIENT_ID + AZURE_TENANT_ID with AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH (a
+    service principal) or
     AZURE_FEDERATED_TOKEN_FILE (workload identity: the file's token as the client assertion, read on every
     `get` since the platform rotates it), azure-identity's names; asked for on every `get`, never stored."""
     client_id, tenant = _env(environ, "AZURE_CLIENT_ID"), _env(environ, "AZURE_TENANT_ID")
     secret = _env(environ, "AZURE_CLIENT_SECRET")
+    certificate_path = _env(environ, "AZURE_CLIENT_CERTIFICATE_PATH")
     token_file = _env(environ, "AZURE_FEDERATED_TOKEN_FILE")
-    if secret is None and token_file is None:
+    given = next(
+        (
+            name
+            for name, value in (
+                ("AZURE_CLIENT_SECRET", secret),
+                ("AZURE_CLIENT_CERTIFICATE_PATH", certificate_path),
+                ("AZURE_FEDERATED_TOKEN_FILE", token_file),
+            )
+            if value is not None
+        ),
+        None,
+    )
+    if given is None:
         return None
-    given = "AZURE_CLIENT_SECRET" if secret is not None else "AZURE_FEDERATED_TOKEN_FILE"
     if client_id is None or tenant is None:
         raise HelperError(f"{given} is set but AZURE_CLIENT_ID or AZURE_TENANT_ID is not; set both")
     credential: str | dict[str, str]
     if secret is not None:
         credential = secret
+    elif certificate_path is not None:
+        credential = _certificate_credential(Path(certificate_path))
     else:
         assert token_file is not None
         try:
@@ -217,6 +232,36 @@ def _service_principal_answer(
     if expires_on:
         answer["password_expiry_utc"] = str(expires_on)
     return format_answer(answer)
+
+
+def _certificate_credential(path: Path) -> dict[str, str]:
+    """A PEM file holding the private key (unencrypted) and its certificate, as azure-identity's
+    EnvironmentCredential reads AZURE_CLIENT_CERTIFICATE_PATH; msal signs the client assertion with it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HelperError(
+            f"AZURE_CLIENT_CERTIFICATE_PATH {path} cannot be read ({exc.strerror or exc})"
+        ) from exc
+    try:
+        certificate = x509.load_pem_x509_certificate(data)
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise HelperError(
+            f"AZURE_CLIENT_CERTIFICATE_PATH {path} is not a PEM file with an unencrypted private key and "
+            "its certificate"
+        ) from exc
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "private_key": key_pem.decode(),
+        "thumbprint": certificate.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - x5t is SHA-1
+        "public_certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+    }
 
 
 def run(

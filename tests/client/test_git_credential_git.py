@@ -221,6 +221,22 @@ def test_a_signed_in_user_clones_pushes_and_fetches_after_the_token_expired(
     config = (home / "gitconfig").read_text() + (work / ".git" / "config").read_text()
     assert "eyJ" not in config
     assert "password" not in config
+    # What git reads from the helper is its answer and nothing else.
+    answer = subprocess.run(
+        [str(BIN / "git-credential-entryway"), "get"],
+        input=f"url={git_world.url}\n\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (answer.returncode, answer.stderr) == (0, "")
+    fields = dict(line.split("=", 1) for line in answer.stdout.splitlines())
+    assert sorted(fields) == ["password", "password_expiry_utc", "username"]
+    assert fields["username"] == ADA.upn
+    assert fields["password"].startswith("eyJ")
+    assert int(fields["password_expiry_utc"]) > time.time() + 300
     authorities = json.loads((home / "cache" / "git-authorities.json").read_text())
     assert authorities == {
         f"{git_world.instance.devops}/{ORG}".lower(): f"{git_world.instance.identity}/{CONTOSO_TENANT}"

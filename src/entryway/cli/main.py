@@ -1140,6 +1140,7 @@ from entryway.cli import connections as _connections  # noqa: E402, F401  (regis
 from entryway.cli import git_setup as _git_setup  # noqa: E402, F401  (registers `entryway git setup`)
 from entryway.cli import groups as _groups  # noqa: E402, F401  (registers `entryway group`, `entryway user role`)
 from entryway.cli import leaks as _leaks  # noqa: E402, F401  (registers `entryway leaks`)
+from entryway.cli import login as _login  # noqa: E402, F401  (registers `entryway login`, `token`, `logout`, `account`)
 from entryway.cli import notifications as _notifications  # noqa: E402, F401  (registers `entryway notifications`)
 from entryway.cli import pat_policies as _pat_policies  # noqa: E402, F401  (registers `entryway pats policy`)
 from entryway.cli import pats  # noqa: E402, F401  (registers `entryway pats` on `app`)

@@ -15,7 +15,14 @@ from pathlib import Path
 import requests
 
 from entryway.client import jwt_claims
-from tests.conftest import ADA, CONTOSO_TENANT, Instance, complete_device_login
+from tests.conftest import (
+    ADA,
+    BUILD_BOT_ID,
+    BUILD_BOT_SECRET,
+    CONTOSO_TENANT,
+    Instance,
+    complete_device_login,
+)
 
 ENTRYWAY = [sys.executable, "-m", "entryway"]
 
@@ -146,3 +153,55 @@ def test_token_without_account_and_bad_options(entryway: Instance, tmp_path: Pat
     browser = run(env, "login")
     assert browser.returncode == 1
     assert "--device-code" in browser.stderr
+
+
+def test_service_principal_login_with_a_secret(entryway: Instance, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "sp"
+    env = client_env(entryway, cache_dir)
+    login = run(
+        env,
+        "login",
+        "--service-principal",
+        "-u",
+        BUILD_BOT_ID,
+        "--secret",
+        BUILD_BOT_SECRET,
+        "--tenant",
+        CONTOSO_TENANT,
+    )
+    assert login.returncode == 0, login.stderr
+    assert json.loads(login.stdout)["servicePrincipal"] == BUILD_BOT_ID
+    assert "eyJ" not in login.stdout + login.stderr
+    token = run(env, "token", "--query", "accessToken", "-o", "tsv")
+    assert token.returncode == 0, token.stderr
+    assert jwt_claims(token.stdout.strip())["appid"] == BUILD_BOT_ID
+    for name in ("service_principals.json", "msal_token_cache.json"):
+        assert stat.S_IMODE((cache_dir / name).stat().st_mode) == 0o600
+    assert json.loads(run(env, "account", "list").stdout) == [
+        {"servicePrincipal": BUILD_BOT_ID, "tenantId": CONTOSO_TENANT}
+    ]
+
+    wrong = run(
+        env,
+        "login",
+        "--service-principal",
+        "-u",
+        BUILD_BOT_ID,
+        "--secret",
+        "wrong",
+        "--tenant",
+        CONTOSO_TENANT,
+    )
+    assert wrong.returncode == 1
+    assert "AADSTS7000215" in wrong.stderr
+    assert "check its secret" in wrong.stderr
+    missing = run(env, "login", "--service-principal", "-u", BUILD_BOT_ID, "--secret", "s")
+    assert missing.returncode == 1
+    assert "--tenant TENANT" in missing.stderr
+    stray = run(env, "login", "--device-code", "--secret", "s")
+    assert stray.returncode == 1
+    assert "go with --service-principal" in stray.stderr
+
+    out = run(env, "logout", "-u", BUILD_BOT_ID)
+    assert out.returncode == 0, out.stderr
+    assert run(env, "token").returncode == 1

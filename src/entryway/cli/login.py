@@ -44,6 +44,16 @@ def login(
     device_code: Annotated[
         bool, typer.Option("--device-code", help="Sign in on another device: prints a code to enter.")
     ] = False,
+    service_principal: Annotated[
+        bool,
+        typer.Option("--service-principal", help="Sign in as an app: -u CLIENT_ID --secret S --tenant T."),
+    ] = False,
+    username: Annotated[
+        str | None, typer.Option("--username", "-u", help="The service principal's client ID.")
+    ] = None,
+    secret: Annotated[
+        str | None, typer.Option("--secret", "-p", help="The service principal's client secret.")
+    ] = None,
 ) -> None:
     """Sign in and cache the account and its tokens (a file only you can read)."""
     from entryway.client import DEVOPS_SCOPE, NeedsLogin, describe_error
@@ -52,6 +62,26 @@ def login(
         client = _client(authority, tenant)
     except NeedsLogin as exc:
         raise _exit_with(str(exc)) from exc
+    if service_principal:
+        if not username or not secret or not tenant:
+            raise _exit_with("--service-principal needs -u CLIENT_ID, --secret SECRET and --tenant TENANT")
+        try:
+            token = client.login_service_principal(username, tenant, secret, [DEVOPS_SCOPE])
+        except NeedsLogin as exc:
+            raise _exit_with(str(exc)) from exc
+        typer.echo(
+            json.dumps(
+                {
+                    "servicePrincipal": username,
+                    "tenantId": token.tenant_id,
+                    "authority": client.settings.authority_host,
+                },
+                indent=2,
+            )
+        )
+        return
+    if username or secret:
+        raise _exit_with("-u and --secret go with --service-principal")
     if not device_code:
         raise _exit_with(
             "only --device-code sign-in is available in this version; run `entryway login --device-code`"
@@ -149,6 +179,7 @@ def logout(
         client.app().remove_account(account)
         removed += 1
     client.save()
+    removed += client.remove_service_principals(username)
     if username and not removed:
         raise _exit_with(f"no account {username} is signed in at {client.settings.authority_host}")
     typer.echo(f"Signed out {removed} account(s).", err=True)
@@ -161,7 +192,12 @@ def _account_json(account: Any) -> dict[str, str]:
 @account_app.command("list")
 def account_list(authority: Authority = None) -> None:
     """The accounts signed in at the authority."""
-    typer.echo(json.dumps([_account_json(a) for a in _client(authority, None).accounts()], indent=2))
+    client = _client(authority, None)
+    listed = [_account_json(a) for a in client.accounts()]
+    listed += [
+        {"servicePrincipal": e["client_id"], "tenantId": e["tenant"]} for e in client.service_principals()
+    ]
+    typer.echo(json.dumps(listed, indent=2))
 
 
 @account_app.command("show")

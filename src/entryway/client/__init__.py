@@ -27,6 +27,7 @@ AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
 DEVOPS_SCOPE = f"{DEVOPS_RESOURCE}/.default"
 CACHE_FILE = "msal_token_cache.json"
+SERVICE_PRINCIPALS_FILE = "service_principals.json"  # like the Azure CLI's service_principal_entries.json
 MULTI_TENANT = ("organizations", "common", "consumers")
 
 
@@ -116,18 +117,23 @@ class TokenCacheFile:
         with self._lock:
             if not self.cache.has_state_changed:
                 return
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.directory.chmod(0o700)
-            fd, name = tempfile.mkstemp(dir=self.directory, prefix=".cache-", suffix=".tmp")
-            try:
-                os.fchmod(fd, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(self.cache.serialize())
-                Path(name).replace(self.path)
-            except BaseException:
-                Path(name).unlink(missing_ok=True)
-                raise
+            _write_private(self.directory, self.path, self.cache.serialize())
             self.cache.has_state_changed = False
+
+
+def _write_private(directory: Path, path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, mode 0600, in a 0700 directory."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".entryway-", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        Path(name).replace(path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def http_session(settings: ClientSettings) -> requests.Session:
@@ -196,6 +202,76 @@ class TokenClient:
             )
         return sorted(found, key=lambda account: (account.username, account.tenant_id))
 
+    # --- Service principals (a secret kept, like the Azure CLI's, in a 0600 file next to the cache) ---
+
+    @property
+    def _principals_path(self) -> Path:
+        return self.settings.cache_dir / SERVICE_PRINCIPALS_FILE
+
+    def service_principals(self) -> list[dict[str, str]]:
+        if not self._principals_path.exists():
+            return []
+        entries = json.loads(self._principals_path.read_text(encoding="utf-8"))
+        host = self.settings.authority_host
+        return [e for e in entries if isinstance(e, dict) and e.get("authority") == host]
+
+    def _write_principals(self, entries: list[dict[str, str]]) -> None:
+        everyone = []
+        if self._principals_path.exists():
+            everyone = [
+                e
+                for e in json.loads(self._principals_path.read_text(encoding="utf-8"))
+                if e.get("authority") != self.settings.authority_host
+            ]
+        _write_private(
+            self.settings.cache_dir, self._principals_path, json.dumps(everyone + entries, indent=2)
+        )
+
+    def _principal_token(
+        self, entry: Mapping[str, str], scopes: list[str], *, fresh: bool = False
+    ) -> AccessToken:
+        # fresh: from the token endpoint, not the cache (login checks the credential it was given).
+        app = msal.ConfidentialClientApplication(
+            entry["client_id"],
+            client_credential=entry["secret"],
+            authority=self.settings.authority(entry["tenant"]),
+            token_cache=msal.SerializableTokenCache() if fresh else self.cache_file.cache,
+            http_client=self.http,
+            instance_discovery=self.settings.is_microsoft,
+        )
+        result = app.acquire_token_for_client(scopes=scopes)
+        self.save()
+        if "access_token" not in result:
+            raise NeedsLogin(
+                f"The service principal {entry['client_id']} could not get a token ({describe_error(result)}); "
+                "check its secret and run `entryway login --service-principal` again."
+            )
+        return token_of(result, fallback_tenant=entry["tenant"], username=entry["client_id"])
+
+    def login_service_principal(
+        self, client_id: str, tenant: str, secret: str, scopes: list[str]
+    ) -> AccessToken:
+        """Check the credential by getting a token, then remember it (replacing any entry for that client)."""
+        if tenant in MULTI_TENANT:
+            raise NeedsLogin(f"A service principal signs in to one tenant: give --tenant (not '{tenant}').")
+        entry = {
+            "authority": self.settings.authority_host,
+            "client_id": client_id,
+            "tenant": tenant,
+            "secret": secret,
+        }
+        token = self._principal_token(entry, scopes, fresh=True)
+        others = [e for e in self.service_principals() if e.get("client_id") != client_id]
+        self._write_principals([*others, entry])
+        return token
+
+    def remove_service_principals(self, client_id: str | None = None) -> int:
+        entries = self.service_principals()
+        kept = [e for e in entries if client_id is not None and e.get("client_id") != client_id]
+        if len(kept) != len(entries):
+            self._write_principals(kept)
+        return len(entries) - len(kept)
+
     def _pick(self, tenant: str | None, username: str | None) -> tuple[dict[str, Any], str]:
         wanted = tenant or self.settings.tenant
         app = self.app(wanted)
@@ -226,7 +302,18 @@ class TokenClient:
     ) -> AccessToken:
         """A token from the cache, refreshed (with the refresh token) when less than `min_remaining` is left
         or the service sent a claims challenge. NeedsLogin when that cannot be done without the user."""
-        account, authority_tenant = self._pick(tenant, username)
+        try:
+            account, authority_tenant = self._pick(tenant, username)
+        except NeedsLogin:
+            principals = [
+                e
+                for e in self.service_principals()
+                if (username is None or e["client_id"] == username)
+                and (tenant is None or e["tenant"] == tenant)
+            ]
+            if not principals:
+                raise
+            return self._principal_token(principals[0], scopes)
         app = self.app(authority_tenant)
         result = app.acquire_token_silent_with_error(
             scopes, account, claims_challenge=claims, force_refresh=claims is not None

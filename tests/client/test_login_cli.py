@@ -20,6 +20,7 @@ from tests.conftest import (
     BUILD_BOT_ID,
     BUILD_BOT_SECRET,
     CONTOSO_TENANT,
+    NORTHWIND_TENANT,
     Instance,
     complete_device_login,
 )
@@ -121,6 +122,15 @@ def test_device_login_then_token_lists_projects_and_refreshes(entryway: Instance
     shown_account = run(env, "account", "show")
     assert json.loads(shown_account.stdout)["user"] == ADA.upn
     assert "eyJ" not in accounts.stdout + shown_account.stdout
+
+    unknown = run(env, "token", "--query", "password")
+    assert unknown.returncode == 1
+    assert "no field 'password'" in unknown.stderr
+    assert unknown.stdout == ""
+    elsewhere = run(env, "token", "--tenant", NORTHWIND_TENANT)
+    assert elsewhere.returncode == 1
+    assert f"for tenant {NORTHWIND_TENANT}" in elsewhere.stderr
+    assert f"entryway login --tenant {NORTHWIND_TENANT}" in elsewhere.stderr
 
     nobody = run(env, "logout", "--username", "nobody@contoso.test")
     assert nobody.returncode == 1

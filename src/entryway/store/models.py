@@ -410,6 +410,101 @@ class SigningKeyRow(Base):
     publish_until: Mapped[datetime | None]
 
 
+# --- Conditional Access, sign-in log, continuous access evaluation ------------------------------
+
+
+class NamedLocationRow(Base):
+    """An IP named location (Graph `ipNamedLocation`): CIDR ranges, IPv4 or IPv6, trusted or not."""
+
+    __tablename__ = "ca_named_locations"
+    __table_args__ = (UniqueConstraint("tenant_id", "display_name_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    display_name_key: Mapped[str] = mapped_column(String(256))  # lower-case: names are unique per tenant here
+    is_trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    ip_ranges: Mapped[list[str]] = mapped_column(default=list)  # CIDR strings, normalised
+    created_at: Mapped[datetime]
+    modified_at: Mapped[datetime]
+
+
+class ConditionalAccessPolicyRow(Base):
+    """A Conditional Access policy in Graph's `conditionalAccessPolicy` shape: `conditions`,
+    `grant_controls` and `session_controls` hold Graph's JSON objects as validated by `identity.policy`."""
+
+    __tablename__ = "ca_policies"
+    __table_args__ = (UniqueConstraint("tenant_id", "display_name_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    display_name_key: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(48))  # enabled | enabledForReportingButNotEnforced | disabled
+    conditions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    grant_controls: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    session_controls: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    modified_at: Mapped[datetime]
+
+
+class SignInLogRow(Base):
+    """One sign-in or token issuance, as Entra's sign-in log keeps it (Graph `signIn`), with each
+    Conditional Access policy's result. Kept after the user or app is gone, so no foreign keys."""
+
+    __tablename__ = "sign_in_log"
+    __table_args__ = (Index("ix_sign_in_log_tenant_time", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))  # "" when no tenant could be resolved
+    created_at: Mapped[datetime]
+    # user | servicePrincipal | managedIdentity
+    principal_kind: Mapped[str] = mapped_column(String(32))
+    is_interactive: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    user_principal_name: Mapped[str] = mapped_column(String(256), default="")
+    service_principal_id: Mapped[str | None] = mapped_column(String(36))
+    app_id: Mapped[str] = mapped_column(String(36), default="")  # the client
+    app_display_name: Mapped[str] = mapped_column(String(256), default="")
+    resource_id: Mapped[str] = mapped_column(String(36), default="")
+    resource_display_name: Mapped[str] = mapped_column(String(256), default="")
+    ip_address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    client_app_used: Mapped[str] = mapped_column(
+        String(48), default=""
+    )  # browser | mobileAppsAndDesktopClients …
+    device_platform: Mapped[str] = mapped_column(String(32), default="")
+    # authorizationCode, refreshToken, deviceCode, ropc, clientCredentials, federatedAssertion, onBehalfOf,
+    # interactive (a sign-in page), managedIdentity
+    authentication_protocol: Mapped[str] = mapped_column(String(48), default="")
+    authentication_requirement: Mapped[str] = mapped_column(String(48), default="")
+    error_code: Mapped[int] = mapped_column(Integer, default=0)  # 0: success; else the AADSTS number
+    failure_reason: Mapped[str] = mapped_column(String(1024), default="")
+    conditional_access_status: Mapped[str] = mapped_column(String(16), default="notApplied")
+    # [{id, displayName, result, enforcedGrantControls, enforcedSessionControls}]
+    applied_policies: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    correlation_id: Mapped[str] = mapped_column(String(36), default="")
+
+
+class ContinuousAccessEventRow(Base):
+    """The identity platform's outbox of critical events for continuous access evaluation: a user
+    disabled, deleted, re-enabled, their password reset, refresh tokens revoked, MFA newly required, or a
+    tenant's Conditional Access policies changed (the payload then holds the tenant's policy set). Resource
+    services read it, in every process sharing the database; written in the same transaction as the change."""
+
+    __tablename__ = "cae_events"
+    __table_args__ = (Index("ix_cae_events_subject", "tenant_id", "subject_id"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    # userDisabled | userEnabled | userDeleted | passwordReset | refreshTokensRevoked | mfaRequired |
+    # policiesChanged
+    kind: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(36))  # the user's object id; None for tenant events
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 # --- DevOps service ----------------------------------------------------------------------------
 
 
@@ -422,6 +517,9 @@ class OrganizationRow(Base):
         String(50), unique=True
     )  # lower-case: org names are case-insensitive
     tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    # "IP Conditional Access policy validation on non-interactive flows": PATs and Entra tokens used from
+    # outside the tenant's allowed locations are refused (VS403463).
+    ip_conditional_access_validation: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
 
 

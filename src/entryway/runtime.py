@@ -10,6 +10,7 @@ from entryway.config.settings import Settings
 from entryway.devops.pipelines.variables import PIPELINE_VARIABLES_PURPOSE
 from entryway.devops.web.app import DevOpsContext, create_devops_app
 from entryway.identity.managed.header import identity_header
+from entryway.identity.signin.log import SignInLog
 from entryway.identity.web.app import IdentityContext, create_identity_app
 from entryway.identity.web.managed_identity import create_app_service_app, create_imds_app
 from entryway.keys.keyring import DEVOPS_OIDC, KeyEncryptor, Keyring, KeyService, MasterKeyMismatch
@@ -35,6 +36,8 @@ class Runtime:
     # The DevOps service's pipeline OIDC issuer signs with keys of its own, rotated on their own.
     devops_keys: KeyService
     devops_keyring: Keyring
+    # One writer per process, shared by every app built from this runtime; `close` writes what is queued.
+    sign_in_log: SignInLog
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None, *, run_migrations: bool = True) -> Runtime:
@@ -61,6 +64,7 @@ class Runtime:
             keyring=Keyring(db, encryptor, clock),
             devops_keys=KeyService(db, encryptor, clock, DEVOPS_OIDC),
             devops_keyring=Keyring(db, encryptor, clock, DEVOPS_OIDC),
+            sign_in_log=SignInLog(db, clock),
         )
 
     @property
@@ -77,6 +81,7 @@ class Runtime:
             totp_key=self.master_key.derive(TOTP_PURPOSE),
             # External OIDC issuers (federated credentials) may be served with a certificate from this CA.
             ca_bundle=str(self.settings.ca_bundle),
+            sign_in_log=self.sign_in_log,
         )
 
     def identity_app(self) -> Starlette:
@@ -108,4 +113,5 @@ class Runtime:
         )
 
     def close(self) -> None:
+        self.sign_in_log.close()
         self.db.dispose()

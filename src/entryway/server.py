@@ -348,4 +348,7 @@ def _worker_main(settings: Settings) -> None:
     ]
     serving = _Serving(_servers(runtime, tls))
     signal.signal(signal.SIGTERM, lambda *_: serving.stop())
-    _run_loop(serving.run(sockets))
+    try:
+        _run_loop(serving.run(sockets))
+    finally:
+        runtime.close()  # writes what the sign-in log still holds

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from entryway.identity.directory.reads import SqlDirectory
 from entryway.identity.protocol.errors import OAuthError, error_body
 from entryway.identity.signin.ledger import Ledger, PasswordChecker
+from entryway.identity.signin.log import SignInLog
 from entryway.keys.keyring import Keyring
 from entryway.kit.clock import Clock
 from entryway.kit.ids import new_guid, parse_guid
@@ -40,6 +41,8 @@ class IdentityContext:
     totp_key: bytes = b""
     # Entryway's own CA (PEM): trusted, with the system's roots, when fetching external issuers' keys.
     ca_bundle: str | None = None
+    # The process's sign-in log writer (one per runtime, closed with it); None where nothing is logged.
+    sign_in_log: SignInLog | None = None
 
 
 class Edge:

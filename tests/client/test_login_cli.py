@@ -160,9 +160,6 @@ def test_token_without_account_and_bad_options(entryway: Instance, tmp_path: Pat
     assert shown.returncode == 1
     assert "run `entryway login`" in shown.stderr
     assert json.loads(run(env, "account", "list").stdout) == []
-    browser = run(env, "login")
-    assert browser.returncode == 1
-    assert "--device-code" in browser.stderr
 
 
 def test_service_principal_login_with_a_secret(entryway: Instance, tmp_path: Path) -> None:

@@ -42,8 +42,15 @@ def login(
     authority: Authority = None,
     tenant: Tenant = None,
     device_code: Annotated[
-        bool, typer.Option("--device-code", help="Sign in on another device: prints a code to enter.")
+        bool,
+        typer.Option(
+            "--device-code", "--use-device-code", help="Sign in on another device: prints a code to enter."
+        ),
     ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1, help="Seconds to wait for the browser sign-in to finish."),
+    ] = 300,
     service_principal: Annotated[
         bool,
         typer.Option("--service-principal", help="Sign in as an app: -u CLIENT_ID --secret S --tenant T."),
@@ -83,9 +90,8 @@ def login(
     if username or secret:
         raise _exit_with("-u and --secret go with --service-principal")
     if not device_code:
-        raise _exit_with(
-            "only --device-code sign-in is available in this version; run `entryway login --device-code`"
-        )
+        _browser_login(client, tenant, timeout)
+        return
     msal_app = client.app()
     flow = msal_app.initiate_device_flow(scopes=[DEVOPS_SCOPE])
     if "user_code" not in flow:
@@ -98,6 +104,35 @@ def login(
     sys.stderr.flush()
     result = msal_app.acquire_token_by_device_flow(flow)
     client.save()
+    _print_signed_in(client, result)
+
+
+def _browser_login(client: Any, tenant: str | None, timeout: float) -> None:
+    """`az login`'s default: the browser opens the sign-in page; msal's loopback listener takes the answer."""
+    from entryway.client import DEVOPS_SCOPE
+
+    authorize = f"{client.settings.authority(tenant)}/oauth2/v2.0/authorize"
+
+    def opening() -> None:
+        typer.echo(
+            f"A web browser has been opened at {authorize}. Please continue the login in the web browser. "
+            "If no web browser is available or if the web browser fails to open, use device code flow with "
+            "`entryway login --device-code`.",
+            err=True,
+        )
+
+    def no_browser(url: str) -> None:
+        typer.echo(f"No web browser could be opened; open this address on this machine: {url}", err=True)
+
+    result = client.login_interactive(
+        [DEVOPS_SCOPE], tenant=tenant, timeout=timeout, on_browser=opening, on_no_browser=no_browser
+    )
+    _print_signed_in(client, result)
+
+
+def _print_signed_in(client: Any, result: dict[str, Any]) -> None:
+    from entryway.client import describe_error
+
     if "access_token" not in result:
         raise _exit_with(f"sign-in failed ({describe_error(result)}); run `entryway login` again")
     claims = result.get("id_token_claims") or {}

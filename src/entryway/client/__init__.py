@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +29,15 @@ DEVOPS_SCOPE = f"{DEVOPS_RESOURCE}/.default"
 CACHE_FILE = "msal_token_cache.json"
 SERVICE_PRINCIPALS_FILE = "service_principals.json"  # like the Azure CLI's service_principal_entries.json
 MULTI_TENANT = ("organizations", "common", "consumers")
+# What the browser shows on msal's loopback listener once the answer arrived ($error… are msal's placeholders).
+LOOPBACK_SUCCESS = (
+    "<html><body><h1>Signed in</h1><p>entryway has your sign-in. You can close this tab and go back to "
+    "the terminal.</p></body></html>"
+)
+LOOPBACK_ERROR = (
+    "<html><body><h1>Sign-in failed</h1><p>$error: $error_description</p><p>Go back to the terminal for "
+    "what to do next.</p></body></html>"
+)
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
@@ -183,6 +192,35 @@ class TokenClient:
 
     def save(self) -> None:
         self.cache_file.save()
+
+    def login_interactive(
+        self,
+        scopes: list[str],
+        *,
+        tenant: str | None = None,
+        claims: str | None = None,
+        timeout: float | None = None,
+        on_browser: Callable[[], None] | None = None,
+        on_no_browser: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Authorization code + PKCE with the system browser ($BROWSER) and msal's loopback listener on
+        http://localhost:{ephemeral port}, the answer form-posted to it (entra-wire-contract 6), as `az login`
+        does. msal's result (tokens cached, or `error`); `on_no_browser` gets the URL when none could open."""
+        try:
+            result = self.app(tenant).acquire_token_interactive(
+                scopes,
+                prompt="select_account",
+                claims_challenge=claims,
+                timeout=timeout,
+                on_before_launching_ui=(lambda **_: on_browser()) if on_browser else None,
+                auth_uri_callback=on_no_browser,
+                success_template=LOOPBACK_SUCCESS,
+                error_template=LOOPBACK_ERROR,
+            )
+        except RuntimeError as exc:  # msal's listener: "Timeout. No auth response arrived." and the like
+            result = {"error": "timeout", "error_description": str(exc) or type(exc).__name__}
+        self.save()
+        return dict(result or {"error": "no_response"})
 
     def accounts(self) -> list[Account]:
         raw = list(self.cache_file.cache.search(msal.TokenCache.CredentialType.ACCOUNT))

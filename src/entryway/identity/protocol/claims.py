@@ -69,8 +69,11 @@ def access_token(
     subject: AppOnlySubject | UserSubject,
     now: int,
     lifetime: int,
+    capabilities: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The claims of an access token about an application (app-only) or a user (delegated)."""
+    """The claims of an access token about an application (app-only) or a user (delegated). `capabilities`
+    are the client's (`xms_cc`, e.g. CP1: it handles claims challenges, so resources may revoke the token early
+    under continuous access evaluation)."""
     claims = _registered_claims(
         origin=origin, tenant_id=tenant_id, audience=audience, version=version, now=now, lifetime=lifetime
     )
@@ -78,6 +81,8 @@ def access_token(
         _delegated_claims(claims, origin, tenant_id, version, client_app_id, client_auth_method, subject)
     else:
         _app_only_claims(claims, origin, tenant_id, version, client_app_id, client_auth_method, subject)
+    if capabilities:
+        claims["xms_cc"] = list(capabilities)
     return claims
 
 

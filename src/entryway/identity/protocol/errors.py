@@ -18,6 +18,8 @@ class Aadsts:
     error: str
     status: int
     template: str
+    # Entra's `suberror` (e.g. `message_only`: MSAL shows the message and offers no interactive retry).
+    suberror: str | None = None
 
     def format(self, **params: str) -> str:
         return f"AADSTS{self.code}: " + self.template.format(**params)
@@ -222,6 +224,53 @@ MFA_CODE_INVALID = Aadsts(
 )
 MFA_ENROLLMENT_REQUIRED = Aadsts(
     50072, "interaction_required", 400, "User needs to enroll for second factor authentication."
+)
+
+# Conditional Access at the token endpoint (identity/protocol/conditional_access.py) and the `claims`
+# parameter (identity/protocol/claims_request.py).
+BLOCKED_BY_CONDITIONAL_ACCESS = Aadsts(
+    53003,
+    "interaction_required",
+    400,
+    "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.",
+    suberror="message_only",
+)
+# A workload identity (client credentials, federated assertion) or a middle tier (on-behalf-of) cannot interact:
+# Entra answers the same code as invalid_grant there.
+BLOCKED_BY_CONDITIONAL_ACCESS_GRANT = Aadsts(
+    53003, "invalid_grant", 400, BLOCKED_BY_CONDITIONAL_ACCESS.template
+)
+MFA_ENROLLMENT_REQUIRED_BY_POLICY = Aadsts(
+    50079,
+    "interaction_required",
+    400,
+    "Due to a configuration change made by your administrator, or because you moved to a new location, you must "
+    "enroll in multi-factor authentication to access '{resource}'.",
+)
+SIGN_IN_FREQUENCY_INTERACTIVE = Aadsts(
+    50076,
+    "interaction_required",
+    400,
+    "Due to a configuration change made by your administrator, or because you moved to a new location, you must "
+    "sign in again to access '{resource}'.",
+)
+# Entra's code for a claims parameter it cannot read (its message: "Failed to deserialize policy specified in
+# the request's claim parameter").
+CLAIMS_MALFORMED = Aadsts(
+    50117,
+    "invalid_request",
+    400,
+    "Failed to deserialize the claims parameter: it must be a JSON object of claim requests "
+    "(https://openid.net/specs/openid-connect-core-1_0.html#ClaimsParameter).",
+)
+# A claims challenge asks for a sign-in at or after `nbf`; the grant carries an older one. No public record of
+# Entra's exact answer: the code of a grant that needs a fresh authentication, as interaction_required.
+CLAIMS_NEED_FRESH_SIGN_IN = Aadsts(
+    50173,
+    "interaction_required",
+    400,
+    "The provided grant cannot satisfy the claims challenge, a fresh auth token is needed. The grant's sign-in "
+    "was at '{auth_time}', the challenge requires a sign-in at or after '{not_before}'.",
 )
 
 # Grants redeemed at the token endpoint
@@ -465,6 +514,8 @@ class OAuthError(Exception):
         self.kind = kind
         self.detail = detail
         self.description = kind.format(**params)
+        # A claims challenge for the client to send back (Entra's `claims` error member), if any.
+        self.claims: str | None = None
 
 
 def format_timestamp(at: datetime) -> str:
@@ -477,7 +528,7 @@ def error_body(
 ) -> dict[str, Any]:
     """The JSON body Entra returns for a failed request."""
     timestamp = format_timestamp(at)
-    return {
+    body: dict[str, Any] = {
         "error": error.kind.error,
         "error_description": (
             f"{error.description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {timestamp}"
@@ -488,3 +539,8 @@ def error_body(
         "correlation_id": correlation_id,
         "error_uri": f"{error_uri_base}/error?code={error.kind.code}",
     }
+    if error.kind.suberror is not None:
+        body["suberror"] = error.kind.suberror
+    if error.claims is not None:
+        body["claims"] = error.claims
+    return body

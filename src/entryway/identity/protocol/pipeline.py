@@ -22,6 +22,7 @@ from entryway.identity.protocol.claims import (
 from entryway.identity.protocol.claims import (
     access_token as access_token_claims,
 )
+from entryway.identity.protocol.claims_request import CAE_CAPABILITY, ClaimsRequest, parse_claims_request
 from entryway.identity.protocol.client_assertion import (
     AssertionContext,
     AssertionReplayPort,
@@ -34,6 +35,7 @@ from entryway.identity.protocol.client_auth import (
     read_client_credential,
 )
 from entryway.identity.protocol.errors import (
+    CLAIMS_NEED_FRESH_SIGN_IN,
     CLIENT_NOT_FOUND,
     INVALID_CLIENT_ID,
     INVALID_TENANT_NAME,
@@ -45,6 +47,7 @@ from entryway.identity.protocol.errors import (
     UNSUPPORTED_GRANT_TYPE_V1,
     Aadsts,
     OAuthError,
+    format_timestamp,
 )
 from entryway.identity.protocol.model import DirectoryPort, Tenant
 from entryway.identity.protocol.requests import TokenRequest
@@ -56,7 +59,32 @@ from entryway.kit.secrets import SecretDigester
 
 # Tenant-independent authorities: they name no directory of their own.
 TENANT_INDEPENDENT = frozenset({"common", "organizations", "consumers"})
+# Entra's lifetime for the access tokens of clients that declare CP1 (continuous access evaluation): long-lived,
+# because the resource revokes them through claims challenges instead of waiting for expiry.
+# https://learn.microsoft.com/entra/identity/conditional-access/concept-continuous-access-evaluation
+CAE_TOKEN_LIFETIME_SECONDS = 24 * 3600
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
+
+
+class PolicyRefusal(OAuthError):
+    """A refusal decided after the grant redeemed its artefact (Conditional Access, a claims challenge): the
+    redemption is rolled back, so the client may present the same refresh token, code or device code again once
+    it satisfies the policy."""
+
+
+def check_claims_satisfied(claims_request: ClaimsRequest, sign_in: SignIn | None) -> None:
+    """A claims challenge's `nbf` (continuous access evaluation: the resource saw an event at that time) asks for
+    a sign-in at or after it; a refresh token, code or device code from an older sign-in cannot satisfy it."""
+    not_before = claims_request.not_before
+    if not_before is None or sign_in is None:
+        return
+    if sign_in.auth_time.timestamp() < not_before:
+        raise PolicyRefusal(
+            CLAIMS_NEED_FRESH_SIGN_IN,
+            detail=f"sign-in of user {sign_in.user_id} older than the challenge's nbf",
+            auth_time=format_timestamp(sign_in.auth_time),
+            not_before=format_timestamp(utc_from_timestamp(not_before)),
+        )
 
 
 class TokenSigner(Protocol):
@@ -171,6 +199,7 @@ class TokenEndpoint:
         if grant is None:
             kind = UNSUPPORTED_GRANT_TYPE if request.endpoint_version == 2 else UNSUPPORTED_GRANT_TYPE_V1
             raise OAuthError(kind, grant_type=grant_type)
+        claims_request = parse_claims_request(request.get("claims"))
 
         credential = read_client_credential(request)
         if credential.client_id is None:
@@ -208,7 +237,10 @@ class TokenEndpoint:
 
         context = GrantContext(request, tenant, authenticated, directory, sign_ins, now, self.pairwise_sub)
         outcome = grant.authorize(context)
-        lifetime = outcome.lifetime or tenant.access_token_lifetime_seconds
+        check_claims_satisfied(claims_request, outcome.sign_in)
+        cae = claims_request.cae_capable
+        default_lifetime = CAE_TOKEN_LIFETIME_SECONDS if cae else tenant.access_token_lifetime_seconds
+        lifetime = outcome.lifetime or default_lifetime
         subject = outcome.subject
         claims = access_token_claims(
             origin=self._origin,
@@ -220,6 +252,7 @@ class TokenEndpoint:
             subject=subject,
             now=int(now),
             lifetime=lifetime,
+            capabilities=(CAE_CAPABILITY,) if cae else (),
         )
         access_token = self._signer.sign(claims)
         if request.endpoint_version == 1:

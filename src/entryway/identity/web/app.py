@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from entryway.identity.directory.reads import SqlDirectory
 from entryway.identity.protocol.client_assertion import IssuerKeys, unverified_issuer, unverified_kid
 from entryway.identity.protocol.errors import (
     ENDPOINT_REQUIRES_POST,
@@ -24,9 +25,15 @@ from entryway.identity.protocol.grants.device_code import DeviceCodeGrant
 from entryway.identity.protocol.grants.on_behalf_of import OnBehalfOfGrant
 from entryway.identity.protocol.grants.password import PasswordGrant
 from entryway.identity.protocol.grants.refresh_token import RefreshTokenGrant
-from entryway.identity.protocol.pipeline import TENANT_INDEPENDENT, TokenEndpoint, resolve_tenant
+from entryway.identity.protocol.pipeline import (
+    TENANT_INDEPENDENT,
+    PolicyRefusal,
+    TokenEndpoint,
+    resolve_tenant,
+)
 from entryway.identity.protocol.requests import TokenRequest, UnreadableBody, parse_form
 from entryway.identity.signin.accounts import Accounts
+from entryway.identity.signin.ledger import Ledger
 from entryway.identity.web import discovery
 from entryway.identity.web.context import NO_STORE, Edge, IdentityContext, log
 from entryway.identity.web.device_flow import device_flow_routes
@@ -37,6 +44,29 @@ from entryway.kit.ids import parse_guid
 from entryway.kit.web import BodyTooLarge, JsonResponse, client_address, read_body
 
 __all__ = ["IdentityContext", "create_identity_app"]
+
+T = TypeVar("T")
+
+
+class _RolledBack(Exception):
+    """Carries a `PolicyRefusal` out of the unit of work, which rolls back on any error but an `OAuthError`."""
+
+    def __init__(self, error: PolicyRefusal) -> None:
+        super().__init__(error.description)
+        self.error = error
+
+
+def _rolling_back(fn: Callable[[SqlDirectory, Ledger], T]) -> Callable[[SqlDirectory, Ledger], T]:
+    """A refusal by Conditional Access or a claims challenge leaves the code, device code or refresh token the
+    grant redeemed as it was: the client may present it again once it satisfies the policy."""
+
+    def run(directory: SqlDirectory, ledger: Ledger) -> T:
+        try:
+            return fn(directory, ledger)
+        except PolicyRefusal as refusal:
+            raise _RolledBack(refusal) from refusal
+
+    return run
 
 
 async def _handle_with_assertion(
@@ -63,8 +93,10 @@ async def _handle_with_assertion(
                 issuer_keys = await issuers.keys_for(issuer, unverified_kid(assertion))
     user_grant = endpoint.is_user_grant(request.params.get("grant_type"))
     return await edge.in_unit_of_work(
-        lambda d, ledger: endpoint.handle(
-            request, d, ledger if user_grant else None, replay=ledger, issuer_keys=issuer_keys
+        _rolling_back(
+            lambda d, ledger: endpoint.handle(
+                request, d, ledger if user_grant else None, replay=ledger, issuer_keys=issuer_keys
+            )
         )
     )
 
@@ -125,9 +157,13 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
             if params.get("client_assertion"):
                 result = await _handle_with_assertion(endpoint, edge, external_issuers, token_request)
             elif endpoint.is_user_grant(params.get("grant_type")):
-                result = await in_unit_of_work(lambda d, ledger: endpoint.handle(token_request, d, ledger))
+                result = await in_unit_of_work(
+                    _rolling_back(lambda d, ledger: endpoint.handle(token_request, d, ledger))
+                )
             else:
                 result = await on_directory(lambda d: endpoint.handle(token_request, d))
+        except _RolledBack as rolled_back:
+            return oauth_error(request, rolled_back.error)
         except OAuthError as error:
             return oauth_error(request, error)
         return JsonResponse(result, headers={**NO_STORE, "client-request-id": edge.correlation_id(request)})

@@ -7,9 +7,13 @@ times what SQLite takes to answer it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import Connection, Row, bindparam, select
 
 from entryway.identity.directory.groups import DEFAULT_USER_ROLE, role_template_ids, transitive_group_ids
+from entryway.identity.policy.model import NamedLocation, Policy, PolicySet, parse_ip_range
 from entryway.identity.protocol.model import (
     Certificate,
     Client,
@@ -27,8 +31,10 @@ from entryway.store.models import (
     AppRoleAssignmentRow,
     CertificateRow,
     ClientSecretRow,
+    ConditionalAccessPolicyRow,
     FederatedCredentialRow,
     IdentifierUriRow,
+    NamedLocationRow,
     ServicePrincipalRow,
     TenantDomainRow,
     TenantRow,
@@ -132,6 +138,29 @@ _USER_BY_ID = _USER.where(
 )
 _USER_BY_UPN = _USER.where(UserRow.user_principal_name == bindparam("upn"))
 
+_POLICIES = (
+    select(
+        ConditionalAccessPolicyRow.id,
+        ConditionalAccessPolicyRow.display_name,
+        ConditionalAccessPolicyRow.state,
+        ConditionalAccessPolicyRow.conditions,
+        ConditionalAccessPolicyRow.grant_controls,
+        ConditionalAccessPolicyRow.session_controls,
+    )
+    .where(ConditionalAccessPolicyRow.tenant_id == bindparam("tenant_id"))
+    .order_by(ConditionalAccessPolicyRow.created_at, ConditionalAccessPolicyRow.id)
+)
+_NAMED_LOCATIONS = (
+    select(
+        NamedLocationRow.id,
+        NamedLocationRow.display_name,
+        NamedLocationRow.is_trusted,
+        NamedLocationRow.ip_ranges,
+    )
+    .where(NamedLocationRow.tenant_id == bindparam("tenant_id"))
+    .order_by(NamedLocationRow.created_at, NamedLocationRow.id)
+)
+
 
 class SqlDirectory:
     def __init__(self, connection: Connection) -> None:
@@ -198,6 +227,40 @@ class SqlDirectory:
     def find_federated_credentials(self, app_id: str) -> tuple[FederatedCredential, ...]:
         rows = self._connection.execute(_FEDERATED_CREDENTIALS, {"app_id": app_id}).all()
         return tuple(FederatedCredential(r[0], r[1], r[2], r[3], tuple(r[4] or ())) for r in rows)
+
+    def find_policy_set(self, tenant_id: str) -> PolicySet:
+        policy_rows = self._connection.execute(_POLICIES, {"tenant_id": tenant_id}).all()
+        if not policy_rows:
+            # Locations matter only to policies; a tenant without policies is the common, cheap case.
+            return PolicySet()
+        location_rows = self._connection.execute(_NAMED_LOCATIONS, {"tenant_id": tenant_id}).all()
+        return policy_set_from_rows(policy_rows, location_rows)
+
+
+def policy_set_from_rows(
+    policy_rows: Sequence[Row[Any]] | Sequence[tuple[Any, ...]],
+    location_rows: Sequence[Row[Any]] | Sequence[tuple[Any, ...]],
+) -> PolicySet:
+    """Stored rows were validated by `identity.policy` when written; an unreadable one raises rather than
+    being skipped, since a skipped policy would silently allow what it blocks."""
+    locations = tuple(
+        NamedLocation(r[0], r[1], bool(r[2]), tuple(parse_ip_range(c) for c in (r[3] or ())))
+        for r in location_rows
+    )
+    policies = tuple(
+        Policy.from_graph(
+            {
+                "id": r[0],
+                "displayName": r[1],
+                "state": r[2],
+                "conditions": r[3],
+                "grantControls": r[4],
+                "sessionControls": r[5],
+            }
+        )
+        for r in policy_rows
+    )
+    return PolicySet(policies, locations)
 
 
 def _user(row: Row[str, str, str, str, bool, bool | None, bool]) -> User:

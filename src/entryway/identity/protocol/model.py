@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from entryway.identity.policy.model import PolicySet
 
 
 @dataclass(frozen=True)
@@ -122,4 +125,8 @@ class DirectoryPort(Protocol):
 
     def find_federated_credentials(self, app_id: str) -> tuple[FederatedCredential, ...]:
         """Every federated credential of the app or managed identity whose client id is `app_id`."""
+        ...
+
+    def find_policy_set(self, tenant_id: str) -> PolicySet:
+        """The tenant's Conditional Access policies and named locations (empty when it has none)."""
         ...

@@ -16,6 +16,7 @@ from entryway.identity.web.managed_identity import create_app_service_app, creat
 from entryway.keys.keyring import DEVOPS_OIDC, KeyEncryptor, Keyring, KeyService, MasterKeyMismatch
 from entryway.kit.clock import Clock, SystemClock
 from entryway.kit.secrets import CLIENT_SECRET, MasterKey, SecretDigester
+from entryway.kit.web import trust_proxies
 from entryway.store.db import Database
 
 DIGEST_PURPOSE = "entryway/secret-digest/v1"
@@ -85,7 +86,7 @@ class Runtime:
         )
 
     def identity_app(self) -> Starlette:
-        return create_identity_app(self._identity_context())
+        return trust_proxies(create_identity_app(self._identity_context()), self.settings.trusted_proxies)
 
     def imds_app(self) -> Starlette:
         """The IMDS-compatible managed identity endpoint (plain HTTP, loopback)."""
@@ -97,7 +98,7 @@ class Runtime:
         return create_app_service_app(self._identity_context(), self.settings.identity_header)
 
     def devops_app(self) -> Starlette:
-        return create_devops_app(
+        app = create_devops_app(
             DevOpsContext(
                 identity_origin=self.settings.identity_origin,
                 devops_origin=self.settings.devops_origin,
@@ -111,6 +112,7 @@ class Runtime:
                 pipeline_variables_key=self.master_key.derive(PIPELINE_VARIABLES_PURPOSE),
             )
         )
+        return trust_proxies(app, self.settings.trusted_proxies)
 
     def close(self) -> None:
         self.sign_in_log.close()

@@ -103,6 +103,9 @@ def _uvicorn_server(app: Any, tls: TlsFiles | None) -> uvicorn.Server:
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
+        # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; only the proxies configured as
+        # trusted are believed, by kit/web.client_address.
+        proxy_headers=False,
     )
     return _Server(config)
 

@@ -40,9 +40,10 @@ class SourceAddressAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def session_from(instance: Instance, source: str | None = None) -> requests.Session:
+def session_from(ca_bundle: str, source: str | None = None) -> requests.Session:
+    """A requests session trusting the server's CA, whose connections leave from `source` if given."""
     http = requests.Session()
-    http.verify = instance.ca_bundle
+    http.verify = ca_bundle
     if source is not None:
         adapter = SourceAddressAdapter(source)
         http.mount("https://", adapter)
@@ -88,7 +89,7 @@ def password_grant(
         "scope": USER_SCOPE,
         **extra,
     }
-    return (http or session_from(instance)).post(token_url(instance), data=form, timeout=30)
+    return (http or session_from(instance.ca_bundle)).post(token_url(instance), data=form, timeout=30)
 
 
 def refresh_grant(
@@ -101,7 +102,7 @@ def refresh_grant(
         "scope": USER_SCOPE,
         **extra,
     }
-    return (http or session_from(instance)).post(token_url(instance), data=form, timeout=30)
+    return (http or session_from(instance.ca_bundle)).post(token_url(instance), data=form, timeout=30)
 
 
 def claims_of(token: str) -> dict[str, Any]:

@@ -152,6 +152,19 @@ def _saved_settings(data_dir: Path) -> Settings:
 
 # --- serve ---------------------------------------------------------------------------------------
 
+TRUSTED_PROXIES_ENV = "ENTRYWAY_TRUSTED_PROXIES"
+
+
+def _trusted_proxies(given: list[str] | None) -> tuple[str, ...]:
+    """`--trusted-proxy` values, else ENTRYWAY_TRUSTED_PROXIES (comma- or space-separated); each checked."""
+    from entryway.kit.web import parse_networks
+
+    values = list(given or ()) or os.environ.get(TRUSTED_PROXIES_ENV, "").replace(",", " ").split()
+    try:
+        return tuple(str(network) for network in parse_networks(values))
+    except ValueError as exc:
+        raise fail(f"--trusted-proxy: {exc}") from exc
+
 
 @app.command()
 def serve(
@@ -199,6 +212,14 @@ def serve(
         str,
         typer.Option(help="debug, info (each refused credential and token error, with its reason), warning."),
     ] = "warning",
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="A reverse proxy's address or CIDR range whose X-Forwarded-For is believed (repeatable; "
+            f"default: {TRUSTED_PROXIES_ENV}, comma-separated).",
+        ),
+    ] = None,
 ) -> None:
     """Start the identity platform and the DevOps service over HTTPS."""
     from entryway.cli.banner import render
@@ -212,8 +233,10 @@ def serve(
         raise fail(f"unknown log level '{log_level}'")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = data_dir.resolve()
+    proxies = _trusted_proxies(trusted_proxy)
     settings = Settings(
         data_dir=data_dir,
+        trusted_proxies=proxies,
         host=host,
         bind=bind,
         identity_port=identity_port,

@@ -30,6 +30,9 @@ class Settings:
     managed_identity: bool = True
     imds_port: int | None = None
     app_service_port: int | None = None
+    # Reverse proxies (CIDR ranges) whose X-Forwarded-For is believed: the client address of a request from one
+    # of them is the right-most forwarded address that is not itself a trusted proxy (kit/web.client_address).
+    trusted_proxies: tuple[str, ...] = ()
     # App Service's IDENTITY_HEADER; Runtime.open derives it from the master key.
     identity_header: str | None = field(default=None, repr=False)
 

@@ -43,6 +43,7 @@ user_app = typer.Typer(no_args_is_help=True, help="Users.")
 mfa_app = typer.Typer(no_args_is_help=True, help="A user's multi-factor authentication (TOTP).")
 org_app = typer.Typer(no_args_is_help=True, help="DevOps organizations.")
 member_app = typer.Typer(no_args_is_help=True, help="Members of an organization.")
+org_policy_app = typer.Typer(no_args_is_help=True, help="An organization's security policies.")
 project_app = typer.Typer(no_args_is_help=True, help="Projects of an organization.")
 project_member_app = typer.Typer(no_args_is_help=True, help="Members' roles in a project.")
 repo_app = typer.Typer(no_args_is_help=True, help="Git repositories of a project.")
@@ -57,6 +58,7 @@ app.add_typer(user_app, name="user")
 user_app.add_typer(mfa_app, name="mfa")
 app.add_typer(org_app, name="org")
 org_app.add_typer(member_app, name="member")
+org_app.add_typer(org_policy_app, name="policy")
 app.add_typer(project_app, name="project")
 project_app.add_typer(project_member_app, name="member")
 app.add_typer(repo_app, name="repo")
@@ -886,6 +888,81 @@ def mfa_show(data_dir: DataDir, upn: UpnOpt) -> None:
         _show_mfa(a, upn)
 
 
+# Account administration. Each change is a critical event that resource services evaluating continuously (the
+# DevOps service) act on within seconds (docs/continuous-access-evaluation.md).
+
+
+def _show_user(a: Admin, upn: str) -> None:
+    """Object id, UPN, enabled or disabled, display name."""
+    user = a.directory.get_user(upn)
+    state = "enabled" if user.account_enabled else "disabled"
+    typer.echo(f"{user.object_id}\t{user.user_principal_name}\t{state}\t{user.display_name}")
+
+
+@user_app.command("show")
+def user_show(data_dir: DataDir, upn: UpnOpt) -> None:
+    """Print a user: object id, UPN, enabled or disabled, display name."""
+    with admin(data_dir, write=False) as a:
+        _show_user(a, upn)
+
+
+@user_app.command("disable")
+def user_disable(data_dir: DataDir, upn: UpnOpt) -> None:
+    """Block sign-in (accountEnabled false): no new tokens, and continuous access evaluation refuses the
+    user's tokens and PATs at the DevOps service."""
+    with admin(data_dir) as a:
+        a.directory.set_account_enabled(a.directory.get_user(upn), False)
+        _show_user(a, upn)
+
+
+@user_app.command("enable")
+def user_enable(data_dir: DataDir, upn: UpnOpt) -> None:
+    """Allow sign-in again. Tokens issued before the user was disabled stay refused."""
+    with admin(data_dir) as a:
+        a.directory.set_account_enabled(a.directory.get_user(upn), True)
+        _show_user(a, upn)
+
+
+@user_app.command("delete")
+def user_delete(
+    data_dir: DataDir,
+    upn: UpnOpt,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a user (final: no 30-day restore), their sessions, refresh tokens, memberships and roles."""
+    with admin(data_dir) as a:
+        user = a.directory.get_user(upn)
+        if not yes and not typer.confirm(f"Delete {user.user_principal_name}?"):
+            raise fail("not deleted")
+        a.directory.delete_user(user)
+        typer.echo(f"{user.object_id}\tdeleted")
+
+
+@user_app.command("password")
+def user_password(
+    data_dir: DataDir,
+    upn: UpnOpt,
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="ENTRYWAY_USER_PASSWORD"),
+    ] = "",
+) -> None:
+    """Reset a user's password: every refresh token and browser session of the user is revoked."""
+    with admin(data_dir) as a:
+        revoked = a.directory.set_password(a.directory.get_user(upn), password)
+        _show_user(a, upn)
+        typer.echo(f"refresh token families revoked\t{revoked}")
+
+
+@user_app.command("revoke-sessions")
+def user_revoke_sessions(data_dir: DataDir, upn: UpnOpt) -> None:
+    """Sign the user out everywhere (Entra's revokeSignInSessions): refresh tokens and browser sessions."""
+    with admin(data_dir) as a:
+        revoked = a.directory.revoke_sessions(a.directory.get_user(upn))
+        _show_user(a, upn)
+        typer.echo(f"refresh token families revoked\t{revoked}")
+
+
 # --- organizations -------------------------------------------------------------------------------
 
 OrgOpt = Annotated[str, typer.Option("--org", help="Organization name.")]
@@ -907,6 +984,45 @@ def org_list(data_dir: DataDir) -> None:
     with admin(data_dir, write=False) as a:
         for org in a.orgs.list_orgs():
             typer.echo(f"{org.id}\t{org.name}\t{org.tenant_id}")
+
+
+def _on_off(value: str, option: str) -> bool:
+    choices = {"on": True, "true": True, "off": False, "false": False}
+    if value.lower() not in choices:
+        raise fail(f"{option} must be on or off, not '{value}'")
+    return choices[value.lower()]
+
+
+def _show_org_policy(ip_validation: bool) -> None:
+    typer.echo(f"ip conditional access validation\t{'on' if ip_validation else 'off'}")
+
+
+@org_policy_app.command("set")
+def org_policy_set(
+    data_dir: DataDir,
+    org: OrgOpt,
+    ip_ca_validation: Annotated[
+        str,
+        typer.Option(
+            "--ip-ca-validation",
+            help="on: PATs and Entra tokens used from outside the tenant's allowed locations get VS403463.",
+        ),
+    ],
+) -> None:
+    """Set "IP Conditional Access policy validation on non-interactive flows"; prints the policies."""
+    from entryway.devops.orgs.policy import set_ip_conditional_access_validation
+
+    enabled = _on_off(ip_ca_validation, "--ip-ca-validation")
+    with admin_runtime(data_dir) as rt, rt.db.unit_of_work() as session:
+        changed, _ = set_ip_conditional_access_validation(session, rt.clock, org, enabled, _cli_actor())
+        _show_org_policy(changed.ip_conditional_access_validation)
+
+
+@org_policy_app.command("show")
+def org_policy_show(data_dir: DataDir, org: OrgOpt) -> None:
+    """Print an organization's security policies."""
+    with admin(data_dir, write=False) as a:
+        _show_org_policy(a.orgs.get(org).ip_conditional_access_validation)
 
 
 @member_app.command("add")

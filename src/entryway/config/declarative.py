@@ -24,11 +24,13 @@ from entryway.config.pipelines import apply_pipelines
 from entryway.config.service_connections import apply_service_connections
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.leaks.service import LeakReporterError, LeakReporterService
+from entryway.devops.orgs.policy import set_ip_conditional_access_validation
 from entryway.devops.orgs.service import AccessLevel, Organization, OrgError, OrgService
 from entryway.devops.pipelines.variables import PIPELINE_VARIABLES_PURPOSE, VariableCipher
 from entryway.devops.projects.permissions import ProjectRole
 from entryway.devops.projects.service import ProjectError, ProjectService
 from entryway.identity.directory.service import DEFAULT_FIC_AUDIENCE, DirectoryError, DirectoryService
+from entryway.kit.clock import Clock
 from entryway.kit.ids import parse_guid
 from entryway.runtime import Runtime
 from entryway.store.models import ApplicationRow, ManagedIdentityRow, TenantRow
@@ -153,6 +155,7 @@ def apply_config(
         for org_cfg in root.items("organizations"):
             with _at(org_cfg):
                 org = _apply_org(directory, orgs, org_cfg, report)
+                _apply_org_policies(session, runtime.clock, org, org_cfg, report=report, actor=actor)
                 apply_org_pat_policies(
                     session, runtime.clock, directory, org, org_cfg, report=report, actor=actor
                 )
@@ -511,7 +514,9 @@ def _apply_managed_identities(
 def _apply_org(
     directory: DirectoryService, orgs: OrgService, cfg: _Reader, report: ApplyReport
 ) -> Organization:
-    cfg.check_keys({"name", "tenant", "members", "projects", "pat_policies"})
+    cfg.check_keys(
+        {"name", "tenant", "members", "projects", "pat_policies", "ip_conditional_access_validation"}
+    )
     name = cfg.text("name", required=True)
     tenant_ref = cfg.text("tenant", required=True)
     assert name is not None
@@ -544,6 +549,19 @@ def _apply_org(
         if changed:
             report.note(f"member {member.principal_name} of {name}")
     return org
+
+
+def _apply_org_policies(
+    session: Session, clock: Clock, org: Organization, cfg: _Reader, *, report: ApplyReport, actor: Actor
+) -> None:
+    """`ip_conditional_access_validation: true|false` (absent: left as it is): the organization's "IP
+    Conditional Access policy validation on non-interactive flows" (devops/orgs/policy.py)."""
+    enabled = cfg.boolean("ip_conditional_access_validation")
+    if enabled is None:
+        return
+    _, changed = set_ip_conditional_access_validation(session, clock, org.name, enabled, actor)
+    if changed:
+        report.note(f"IP Conditional Access policy validation {'on' if enabled else 'off'} for {org.name}")
 
 
 def _apply_project(

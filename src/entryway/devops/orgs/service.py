@@ -77,10 +77,12 @@ class Organization:
     id: str
     name: str
     tenant_id: str
+    # "IP Conditional Access policy validation on non-interactive flows" (devops/orgs/policy.py).
+    ip_conditional_access_validation: bool = False
 
     @classmethod
     def from_row(cls, row: OrganizationRow) -> Organization:
-        return cls(row.id, row.name, row.tenant_id)
+        return cls(row.id, row.name, row.tenant_id, bool(row.ip_conditional_access_validation))
 
 
 class OrgService:

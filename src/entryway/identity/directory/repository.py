@@ -10,11 +10,14 @@ from entryway.store.models import (
     AppRoleAssignmentRow,
     CertificateRow,
     ClientSecretRow,
+    DirectoryRoleAssignmentRow,
     FederatedCredentialRow,
+    GroupMemberRow,
     IdentifierUriRow,
     ManagedIdentityRow,
     PermissionGrantRow,
     ServicePrincipalRow,
+    SessionAccountRow,
     TenantDomainRow,
     TenantRow,
     UserRow,
@@ -248,3 +251,28 @@ class DirectoryRepository:
                 select(UserRow).where(UserRow.tenant_id == tenant_id).order_by(UserRow.created_at)
             )
         )
+
+    def list_users_following_default(self, tenant_id: str) -> list[UserRow]:
+        """Users without a per-user MFA setting: the tenant's default decides for them."""
+        return list(
+            self._session.scalars(
+                select(UserRow).where(UserRow.tenant_id == tenant_id, UserRow.mfa_required.is_(None))
+            )
+        )
+
+    def delete_user(self, user: UserRow) -> None:
+        """The user and what names them without a foreign key (group memberships, directory roles); the rest
+        (sign-in sessions, refresh tokens, app role assignments, consents) goes with the row (ON DELETE CASCADE)."""
+        self._session.execute(delete(GroupMemberRow).where(GroupMemberRow.member_object_id == user.object_id))
+        self._session.execute(
+            delete(DirectoryRoleAssignmentRow).where(
+                DirectoryRoleAssignmentRow.principal_object_id == user.object_id
+            )
+        )
+        self._session.delete(user)
+        self._session.flush()
+
+    def end_browser_sessions_of(self, user_id: str) -> int:
+        """Sign the user out of every browser session (the account picker forgets them)."""
+        result = self._session.execute(delete(SessionAccountRow).where(SessionAccountRow.user_id == user_id))
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -15,9 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
+from entryway.identity.directory.cae_outbox import CaeEventKind, publish_event
 from entryway.identity.directory.first_party import FIRST_PARTY_APPS, FirstPartyApp
 from entryway.identity.directory.repository import DirectoryRepository
 from entryway.identity.protocol.pipeline import TENANT_INDEPENDENT
+from entryway.identity.signin.ledger import Ledger
 from entryway.kit.clock import Clock
 from entryway.kit.ids import new_guid, parse_guid
 from entryway.kit.passwords import hash_password
@@ -120,6 +122,7 @@ class NewSecret:
 
 class DirectoryService:
     def __init__(self, session: Session, clock: Clock, digester: SecretDigester) -> None:
+        self._session = session
         self._repo = DirectoryRepository(session)
         self._clock = clock
         self._digester = digester
@@ -146,7 +149,7 @@ class DirectoryService:
                     tenant_id=None,
                     display_name=app.display_name,
                     delegated_scopes=list(app.delegated_scopes),
-                    app_roles=[],
+                    app_roles=list(app.app_roles),
                     access_token_version=app.access_token_version,
                     public_client=app.public_client,
                     redirect_uris=list(app.redirect_uris),
@@ -236,7 +239,11 @@ class DirectoryService:
         self._repo.flush()
 
     def set_mfa_required_default(self, tenant: TenantRow, required: bool) -> None:
-        """Security defaults: whether users without a per-user setting must do MFA at sign-in."""
+        """Security defaults: whether users without a per-user setting must do MFA at sign-in. Turning it on
+        is a critical event (mfaRequired) for each user it newly applies to."""
+        if required and not tenant.mfa_required_default:
+            for user in self._repo.list_users_following_default(tenant.id):
+                self._publish(user, CaeEventKind.MFA_REQUIRED)
         tenant.mfa_required_default = required
         self._repo.flush()
 
@@ -922,9 +929,67 @@ class DirectoryService:
         return user
 
     def set_user_mfa(self, user: UserRow, required: bool | None) -> None:
-        """Per-user MFA: True must, False need not, None follows the tenant's default."""
+        """Per-user MFA: True must, False need not, None follows the tenant's default. MFA newly applying to
+        the user is a critical event (mfaRequired): tokens from sign-ins without it stop being accepted."""
+        tenant = self.find_tenant(user.tenant_id)
+        before = self.mfa_required_for(tenant, user)
         user.mfa_required = required
+        if not before and self.mfa_required_for(tenant, user):
+            self._publish(user, CaeEventKind.MFA_REQUIRED)
         self._repo.flush()
+
+    # Account administration: each change is a critical event for continuous access evaluation, written in
+    # the same unit of work (identity/directory/cae_outbox.py).
+    def set_account_enabled(self, user: UserRow, enabled: bool) -> bool:
+        """Block or allow sign-in (Entra's accountEnabled). A disabled user can neither sign in nor redeem a
+        refresh token (AADSTS50057). Returns False when the account already was so (no event)."""
+        if user.account_enabled == enabled:
+            return False
+        user.account_enabled = enabled
+        self._publish(user, CaeEventKind.USER_ENABLED if enabled else CaeEventKind.USER_DISABLED)
+        self._repo.flush()
+        return True
+
+    def delete_user(self, user: UserRow) -> None:
+        """Delete the user, with their sign-in sessions, refresh tokens, group memberships and roles. Entra keeps
+        deleted users 30 days for restore; here a deletion is final."""
+        self._publish(user, CaeEventKind.USER_DELETED)
+        self._repo.delete_user(user)
+
+    def set_password(self, user: UserRow, password: str) -> int:
+        """An administrator's password reset: the new password (argon2id), and, as in Entra, every refresh
+        token and browser session of the user revoked. Returns the number of refresh-token families revoked."""
+        if len(password) < 8:
+            raise DirectoryError("a password must be at least 8 characters")
+        user.password_hash = hash_password(password)
+        revoked = self._sign_out_everywhere(user, "password reset")
+        self._publish(user, CaeEventKind.PASSWORD_RESET)
+        self._repo.flush()
+        return revoked
+
+    def revoke_sessions(self, user: UserRow) -> int:
+        """Entra's revokeSignInSessions: every refresh token and browser session of the user is revoked, and
+        resource services that evaluate continuously refuse tokens issued before now. Returns the number of
+        refresh-token families revoked."""
+        revoked = self._sign_out_everywhere(user, "revoked by administrator")
+        self._publish(user, CaeEventKind.REFRESH_TOKENS_REVOKED)
+        self._repo.flush()
+        return revoked
+
+    def _sign_out_everywhere(self, user: UserRow, reason: str) -> int:
+        self._repo.end_browser_sessions_of(user.object_id)
+        return Ledger(self._session, self._clock, self._digester).revoke_refresh_tokens(
+            user_id=user.object_id, reason=reason
+        )
+
+    def _publish(self, user: UserRow, kind: CaeEventKind) -> None:
+        publish_event(
+            self._session,
+            tenant_id=user.tenant_id,
+            kind=kind,
+            at=self._clock.now(),
+            subject_id=user.object_id,
+        )
 
     def reset_user_mfa(self, user: UserRow) -> None:
         """Forget the user's authenticator: the next sign-in that needs MFA enrolls a new one."""
@@ -952,6 +1017,8 @@ def _update_first_party(row: ApplicationRow, app: FirstPartyApp) -> None:
         row.redirect_uris = list(app.redirect_uris)
     if list(row.delegated_scopes or []) != list(app.delegated_scopes):
         row.delegated_scopes = list(app.delegated_scopes)
+    if list(row.app_roles or []) != list(app.app_roles):
+        row.app_roles = list(app.app_roles)
 
 
 def _check_session_lifetime(what: str, seconds: int) -> None:

@@ -440,12 +440,12 @@ class Ledger:
             .values(revoked_at=self._clock.now(), revoked_reason=reason)
         )
 
-    def revoke_refresh_tokens(self, *, user_id: str) -> int:
-        """Sign the user out of every app: what "revoke sessions" does in Entra."""
+    def revoke_refresh_tokens(self, *, user_id: str, reason: str = "revoked by administrator") -> int:
+        """Sign the user out of every app: what "revoke sessions" (and a password reset) does in Entra."""
         return self._execute(
             update(RefreshTokenFamilyRow)
             .where(RefreshTokenFamilyRow.user_id == user_id, RefreshTokenFamilyRow.revoked_at.is_(None))
-            .values(revoked_at=self._clock.now(), revoked_reason="revoked by administrator")
+            .values(revoked_at=self._clock.now(), revoked_reason=reason)
         )
 
     # --- client assertions ------------------------------------------------------------------------

@@ -206,7 +206,7 @@ def test_a_signed_in_user_clones_pushes_and_fetches_after_the_token_expired(
     assert push.returncode == 0, push.stderr
 
     # The access token expires: the server's clock and the user's both pass it; the refresh token is still good.
-    passed = timedelta(hours=2)
+    passed = timedelta(hours=25)  # a CP1 client's access token lives 24 h (entra-wire-contract 5)
     git_world.instance.clock.advance(passed)
     try:
         _age_cached_tokens(home / "cache", passed)
@@ -338,4 +338,4 @@ def test_git_clones_as_a_service_principal_with_a_certificate(
         check=False,
     )
     assert (done.returncode, done.stdout) == (1, "")
-    assert "is not a PEM file with an unencrypted private key and its certificate" in done.stderr
+    assert "is not a PEM file with a private key and its certificate" in done.stderr

@@ -4,8 +4,11 @@ machine, for Entryway and for Microsoft's identity platform alike (docs/client-t
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -61,34 +64,96 @@ def login(
     secret: Annotated[
         str | None, typer.Option("--secret", "-p", help="The service principal's client secret.")
     ] = None,
+    certificate: Annotated[
+        Path | None,
+        typer.Option(
+            "--certificate",
+            help="The service principal's certificate: PEM with its private key, or PKCS#12 (.pfx).",
+        ),
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            "--password-env",
+            help="The environment variable holding the certificate's password (read at every use).",
+        ),
+    ] = None,
+    federated_token: Annotated[
+        str | None,
+        typer.Option(
+            "--federated-token", help="A federated token (workload identity): TOKEN, or @FILE to re-read."
+        ),
+    ] = None,
+    identity: Annotated[
+        bool, typer.Option("--identity", help="Sign in with this machine's managed identity.")
+    ] = False,
+    client_id: Annotated[
+        str | None, typer.Option("--client-id", help="With --identity: a user-assigned identity's client ID.")
+    ] = None,
+    object_id: Annotated[
+        str | None, typer.Option("--object-id", help="With --identity: a user-assigned identity's object ID.")
+    ] = None,
+    resource_id: Annotated[
+        str | None,
+        typer.Option("--resource-id", help="With --identity: a user-assigned identity's resource ID."),
+    ] = None,
 ) -> None:
-    """Sign in and cache the account and its tokens (a file only you can read)."""
+    """Sign in and cache the account and its tokens (a file only you can read): with the browser (the
+    default), --device-code, --service-principal (secret, certificate or federated token) or --identity."""
     from entryway.client import DEVOPS_SCOPE, NeedsLogin, describe_error
 
+    selectors = {
+        name: value
+        for name, value in (("client_id", client_id), ("object_id", object_id), ("resource_id", resource_id))
+        if value
+    }
+    problem = _login_options_problem(
+        service_principal=service_principal,
+        identity=identity,
+        device_code=device_code,
+        username=username,
+        tenant=tenant,
+        credentials={"--secret": secret, "--certificate": certificate, "--federated-token": federated_token},
+        password_env=password_env,
+        selectors=selectors,
+    )
+    if problem:
+        raise _exit_with(problem)
     try:
         client = _client(authority, tenant)
-    except NeedsLogin as exc:
-        raise _exit_with(str(exc)) from exc
-    if service_principal:
-        if not username or not secret or not tenant:
-            raise _exit_with("--service-principal needs -u CLIENT_ID, --secret SECRET and --tenant TENANT")
-        try:
-            token = client.login_service_principal(username, tenant, secret, [DEVOPS_SCOPE])
-        except NeedsLogin as exc:
-            raise _exit_with(str(exc)) from exc
-        typer.echo(
-            json.dumps(
+        if identity:
+            selector, value = next(iter(selectors.items()), ("system", ""))
+            token = client.login_managed_identity([DEVOPS_SCOPE], selector=selector, identity=value)
+            _print_json(
+                {
+                    "managedIdentity": value or "systemAssignedIdentity",
+                    "tenantId": token.tenant_id,
+                    "authority": client.settings.authority_host,
+                }
+            )
+            return
+        if service_principal:
+            assert username
+            assert tenant
+            token = client.login_service_principal(
+                username,
+                tenant,
+                secret,
+                [DEVOPS_SCOPE],
+                certificate=certificate,
+                password_env=password_env,
+                federated_token=federated_token,
+            )
+            _print_json(
                 {
                     "servicePrincipal": username,
                     "tenantId": token.tenant_id,
                     "authority": client.settings.authority_host,
-                },
-                indent=2,
+                }
             )
-        )
-        return
-    if username or secret:
-        raise _exit_with("-u and --secret go with --service-principal")
+            return
+    except NeedsLogin as exc:
+        raise _exit_with(str(exc)) from exc
     if not device_code:
         _browser_login(client, tenant, timeout)
         return
@@ -105,6 +170,63 @@ def login(
     result = msal_app.acquire_token_by_device_flow(flow)
     client.save()
     _print_signed_in(client, result)
+
+
+def _login_options_problem(
+    *,
+    service_principal: bool,
+    identity: bool,
+    device_code: bool,
+    username: str | None,
+    tenant: str | None,
+    credentials: dict[str, Any],
+    password_env: str | None,
+    selectors: dict[str, str],
+) -> str | None:
+    """What is wrong with the combination of login options, if anything (checked before anything is read
+    or written)."""
+    given = [name for name, value in credentials.items() if value is not None]
+    certificate = credentials.get("--certificate")
+    alone = service_principal or device_code or username or given or password_env
+    rules: list[tuple[bool, str]] = [
+        (
+            identity and bool(alone),
+            "--identity goes alone (with at most one of --client-id, --object-id, --resource-id)",
+        ),
+        (identity and len(selectors) > 1, "give at most one of --client-id, --object-id, --resource-id"),
+        (not identity and bool(selectors), "--client-id, --object-id and --resource-id go with --identity"),
+        (
+            not identity and not service_principal and bool(username or given or password_env),
+            "-u, --secret, --certificate, --password-env and --federated-token go with --service-principal",
+        ),
+        (
+            service_principal and device_code,
+            "--device-code is for people; a service principal signs in with a credential",
+        ),
+        (
+            service_principal and (not username or not tenant or len(given) != 1),
+            "--service-principal needs -u CLIENT_ID, --tenant TENANT and one of --secret SECRET, "
+            "--certificate FILE or --federated-token TOKEN|@FILE",
+        ),
+        (password_env is not None and "--certificate" not in given, "--password-env goes with --certificate"),
+        (
+            password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env),
+            f"--password-env takes the name of an environment variable, not '{password_env}'",
+        ),
+        (
+            password_env is not None and password_env not in os.environ,
+            f"--password-env: the environment variable {password_env} is not set",
+        ),
+        (
+            certificate is not None and not Path(certificate).is_file(),
+            f"--certificate: no file {certificate}",
+        ),
+    ]
+    return next((message for broken, message in rules if broken), None)
+
+
+def _print_json(value: dict[str, Any]) -> None:
+    typer.echo(json.dumps(value, indent=2))
 
 
 def _browser_login(client: Any, tenant: str | None, timeout: float) -> None:
@@ -230,7 +352,11 @@ def account_list(authority: Authority = None) -> None:
     client = _client(authority, None)
     listed = [_account_json(a) for a in client.accounts()]
     listed += [
-        {"servicePrincipal": e["client_id"], "tenantId": e["tenant"]} for e in client.service_principals()
+        {
+            "managedIdentity" if e.get("kind") == "managedIdentity" else "servicePrincipal": e["client_id"],
+            "tenantId": e["tenant"],
+        }
+        for e in client.service_principals()
     ]
     typer.echo(json.dumps(listed, indent=2))
 

@@ -22,6 +22,12 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
+from entryway.client.credentials import (
+    CredentialError,
+    load_certificate_credential,
+    read_federated_token,
+)
+
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
 AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
@@ -52,6 +58,9 @@ class ClientSettings:
     client_id: str
     ca_bundle: str | None
     cache_dir: Path
+    # Declare the "CP1" client capability (continuous access evaluation: the client handles claims
+    # challenges), as the Azure CLI does; ENTRYWAY_DISABLE_CP1 turns it off like AZURE_IDENTITY_DISABLE_CP1.
+    cp1: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientSettings:
@@ -65,6 +74,7 @@ class ClientSettings:
             cache_dir=Path(env["ENTRYWAY_CACHE_DIR"])
             if env.get("ENTRYWAY_CACHE_DIR")
             else default_cache_dir(env),
+            cp1=(env.get("ENTRYWAY_DISABLE_CP1") or "").strip().lower() not in ("1", "true", "yes"),
         )
         given = {name: value for name, value in overrides.items() if value is not None}
         if "authority_host" in given:
@@ -75,6 +85,10 @@ class ClientSettings:
 
     def authority(self, tenant: str | None = None) -> str:
         return f"{self.authority_host}/{tenant or self.tenant}"
+
+    @property
+    def client_capabilities(self) -> list[str] | None:
+        return ["CP1"] if self.cp1 else None
 
     @property
     def is_microsoft(self) -> bool:
@@ -145,8 +159,21 @@ def _write_private(directory: Path, path: Path, text: str) -> None:
         raise
 
 
+class PinnedVerifySession(requests.Session):
+    """A requests session whose own `verify` wins over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE: requests lets those
+    variables replace a session's bundle, so a machine-wide REQUESTS_CA_BUNDLE would silently override
+    ENTRYWAY_CA_BUNDLE."""
+
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+        requested = kwargs.get("verify", args[3] if len(args) > 3 else None)
+        if requested in (None, True) and self.verify not in (None, True):
+            merged["verify"] = self.verify
+        return merged
+
+
 def http_session(settings: ClientSettings) -> requests.Session:
-    session = requests.Session()
+    session = PinnedVerifySession()
     if settings.ca_bundle:
         session.verify = settings.ca_bundle
     return session
@@ -160,6 +187,28 @@ def jwt_claims(token: str) -> dict[str, Any]:
     except (IndexError, ValueError):
         return {}
     return decoded if isinstance(decoded, dict) else {}
+
+
+# What a person does about the token endpoint's answer, by AADSTS code (entra-wire-contract 5 and 9).
+_ADVICE = {
+    65001: "consent is required: run `entryway login` (the browser asks for it) or ask an administrator to "
+    "grant consent for the app",
+    50076: "multi-factor authentication is required: run `entryway login` again",
+    50079: "you must enroll in multi-factor authentication: run `entryway login` again and follow the pages",
+    53003: "blocked by Conditional Access: ask your administrator (signing in again will not help)",
+    50173: "a fresh sign-in is needed: run `entryway login` again",
+    50057: "the account is disabled: ask your administrator",
+}
+
+
+def error_codes(result: Mapping[str, Any]) -> list[int]:
+    codes = result.get("error_codes") or []
+    return [int(code) for code in codes if isinstance(code, int | str) and str(code).isdigit()]
+
+
+def advice_for(result: Mapping[str, Any], default: str) -> str:
+    """What to do about a refusal: the advice for the first AADSTS code we know, else `default`."""
+    return next((_ADVICE[code] for code in error_codes(result) if code in _ADVICE), default)
 
 
 def describe_error(result: Mapping[str, Any]) -> str:
@@ -186,6 +235,7 @@ class TokenClient:
                 token_cache=self.cache_file.cache,
                 http_client=self.http,
                 instance_discovery=self.settings.is_microsoft,
+                client_capabilities=self.settings.client_capabilities,
             )
             self._apps[authority] = app
         return app
@@ -265,41 +315,172 @@ class TokenClient:
             self.settings.cache_dir, self._principals_path, json.dumps(everyone + entries, indent=2)
         )
 
+    def _principal_credential(self, entry: Mapping[str, str]) -> str | dict[str, str]:
+        """What msal authenticates the app with, read again on every use: a certificate's password comes from
+        the environment variable named at login (never written down), a federated token file is re-read (the
+        platform that issues it rotates it)."""
+        kind = entry.get("kind", "secret")
+        try:
+            if kind == "secret":
+                return entry["secret"]
+            if kind == "certificate":
+                password = None
+                if entry.get("password_env"):
+                    password = os.environ.get(entry["password_env"])
+                    if password is None:
+                        raise NeedsLogin(
+                            f"The certificate of service principal {entry['client_id']} is password-protected "
+                            f"and {entry['password_env']} is not set; set it (or run `entryway login "
+                            "--service-principal --certificate` again)."
+                        )
+                return load_certificate_credential(Path(entry["certificate"]), password)
+            if kind == "federatedToken":
+                token = entry.get("federated_token") or read_federated_token(
+                    "@" + entry["federated_token_file"]
+                )
+                return {"client_assertion": token}
+        except CredentialError as exc:
+            raise NeedsLogin(f"{exc}; fix it and run `entryway login --service-principal` again.") from exc
+        raise NeedsLogin(
+            f"Unknown credential kind '{kind}' in {self._principals_path}; run `entryway login` again."
+        )
+
     def _principal_token(
-        self, entry: Mapping[str, str], scopes: list[str], *, fresh: bool = False
+        self,
+        entry: Mapping[str, str],
+        scopes: list[str],
+        *,
+        fresh: bool = False,
+        claims: str | None = None,
     ) -> AccessToken:
         # fresh: from the token endpoint, not the cache (login checks the credential it was given).
+        cache = msal.SerializableTokenCache() if fresh else self.cache_file.cache
+        if entry.get("kind") == "managedIdentity":
+            return self._managed_identity_token(entry, scopes, cache, claims)
         app = msal.ConfidentialClientApplication(
             entry["client_id"],
-            client_credential=entry["secret"],
+            client_credential=self._principal_credential(entry),
             authority=self.settings.authority(entry["tenant"]),
-            token_cache=msal.SerializableTokenCache() if fresh else self.cache_file.cache,
+            token_cache=cache,
             http_client=self.http,
             instance_discovery=self.settings.is_microsoft,
+            client_capabilities=self.settings.client_capabilities,
         )
-        result = app.acquire_token_for_client(scopes=scopes)
+        result = app.acquire_token_for_client(scopes=scopes, claims_challenge=claims)
         self.save()
         if "access_token" not in result:
+            what = {"certificate": "certificate", "federatedToken": "federated token"}.get(
+                entry.get("kind", "secret"), "secret"
+            )
             raise NeedsLogin(
                 f"The service principal {entry['client_id']} could not get a token ({describe_error(result)}); "
-                "check its secret and run `entryway login --service-principal` again."
+                f"{advice_for(result, f'check its {what} and run `entryway login --service-principal` again')}."
             )
         return token_of(result, fallback_tenant=entry["tenant"], username=entry["client_id"])
 
-    def login_service_principal(
-        self, client_id: str, tenant: str, secret: str, scopes: list[str]
+    def _managed_identity_token(
+        self,
+        entry: Mapping[str, str],
+        scopes: list[str],
+        cache: msal.SerializableTokenCache,
+        claims: str | None,
     ) -> AccessToken:
-        """Check the credential by getting a token, then remember it (replacing any entry for that client)."""
+        """msal's ManagedIdentityClient: IMDS (AZURE_POD_IDENTITY_AUTHORITY_HOST, else 169.254.169.254) or the
+        App Service endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER), as msal and azure-identity find them."""
+        selector = entry.get("selector", "system")
+        identity: msal.SystemAssignedManagedIdentity | msal.UserAssignedManagedIdentity
+        if selector == "system":
+            identity = msal.SystemAssignedManagedIdentity()
+        else:
+            identity = msal.UserAssignedManagedIdentity(**{selector: entry["identity"]})
+        client = msal.ManagedIdentityClient(
+            identity,
+            http_client=requests.Session(),  # plain HTTP on the link-local / loopback endpoint
+            token_cache=cache,
+            client_capabilities=self.settings.client_capabilities,
+        )
+        resource = scopes[0].removesuffix("/.default")
+        try:
+            result = client.acquire_token_for_client(resource=resource, claims_challenge=claims)
+        except (requests.RequestException, msal.ManagedIdentityError, ValueError) as exc:
+            result = {"error": "managed_identity_unavailable", "error_description": str(exc)}
+        self.save()
+        if "access_token" not in result:
+            raise NeedsLogin(
+                f"The managed identity ({entry['client_id']}) could not get a token ({describe_error(result)}); "
+                "is this machine's managed identity endpoint reachable (AZURE_POD_IDENTITY_AUTHORITY_HOST, or "
+                "IDENTITY_ENDPOINT and IDENTITY_HEADER) and is the identity attached to it?"
+            )
+        return token_of(result, fallback_tenant=entry.get("tenant", ""), username=entry["client_id"])
+
+    def login_service_principal(
+        self,
+        client_id: str,
+        tenant: str,
+        secret: str | None,
+        scopes: list[str],
+        *,
+        certificate: Path | None = None,
+        password_env: str | None = None,
+        federated_token: str | None = None,
+    ) -> AccessToken:
+        """Check the credential by getting a token, then remember it (replacing any entry for that client):
+        a secret as the Azure CLI keeps it; a certificate by its path (and the name of the variable holding
+        its password); a federated token inline, or `@FILE` by the file's path."""
         if tenant in MULTI_TENANT:
             raise NeedsLogin(f"A service principal signs in to one tenant: give --tenant (not '{tenant}').")
-        entry = {
-            "authority": self.settings.authority_host,
-            "client_id": client_id,
-            "tenant": tenant,
-            "secret": secret,
-        }
+        entry = {"authority": self.settings.authority_host, "client_id": client_id, "tenant": tenant}
+        if certificate is not None:
+            entry.update(kind="certificate", certificate=str(certificate.resolve()))
+            if password_env:
+                entry["password_env"] = password_env
+        elif federated_token is not None:
+            entry["kind"] = "federatedToken"
+            try:
+                assertion = read_federated_token(federated_token)
+            except CredentialError as exc:
+                raise NeedsLogin(str(exc)) from exc
+            if federated_token.startswith("@"):
+                entry["federated_token_file"] = str(Path(federated_token[1:]).resolve())
+            else:
+                entry["federated_token"] = assertion
+        else:
+            assert secret is not None
+            entry.update(kind="secret", secret=secret)
         token = self._principal_token(entry, scopes, fresh=True)
         others = [e for e in self.service_principals() if e.get("client_id") != client_id]
+        self._write_principals([*others, entry])
+        return token
+
+    def managed_identity_token(
+        self, scopes: list[str], *, selector: str = "system", identity: str = "", claims: str | None = None
+    ) -> AccessToken:
+        """A managed identity's token, straight from the endpoint (nothing remembered; the git helper)."""
+        entry = {
+            "kind": "managedIdentity",
+            "client_id": identity or "systemAssignedIdentity",
+            "selector": selector,
+            "identity": identity,
+        }
+        return self._managed_identity_token(entry, scopes, msal.SerializableTokenCache(), claims)
+
+    def login_managed_identity(
+        self, scopes: list[str], *, selector: str = "system", identity: str = ""
+    ) -> AccessToken:
+        """`az login --identity`: a token from this machine's managed identity endpoint, then remembered (the
+        tenant is the token's)."""
+        name = identity or "systemAssignedIdentity"  # az's name for it
+        entry = {
+            "authority": self.settings.authority_host,
+            "kind": "managedIdentity",
+            "client_id": name,
+            "selector": selector,
+            "identity": identity,
+            "tenant": "",
+        }
+        token = self._principal_token(entry, scopes, fresh=True)
+        entry["tenant"] = token.tenant_id
+        others = [e for e in self.service_principals() if e.get("client_id") != name]
         self._write_principals([*others, entry])
         return token
 
@@ -337,9 +518,11 @@ class TokenClient:
         claims: str | None = None,
         min_remaining: timedelta = timedelta(minutes=5),
         username: str | None = None,
+        force_refresh: bool = False,
     ) -> AccessToken:
-        """A token from the cache, refreshed (with the refresh token) when less than `min_remaining` is left
-        or the service sent a claims challenge. NeedsLogin when that cannot be done without the user."""
+        """A token from the cache, refreshed (with the refresh token) when less than `min_remaining` is left,
+        when the service sent a claims challenge, or when `force_refresh` (the service refused the cached
+        one). NeedsLogin when that cannot be done without the user."""
         try:
             account, authority_tenant = self._pick(tenant, username)
         except NeedsLogin:
@@ -351,10 +534,10 @@ class TokenClient:
             ]
             if not principals:
                 raise
-            return self._principal_token(principals[0], scopes)
+            return self._principal_token(principals[0], scopes, claims=claims, fresh=force_refresh)
         app = self.app(authority_tenant)
         result = app.acquire_token_silent_with_error(
-            scopes, account, claims_challenge=claims, force_refresh=claims is not None
+            scopes, account, claims_challenge=claims, force_refresh=force_refresh or claims is not None
         )
         if (
             result
@@ -367,9 +550,10 @@ class TokenClient:
         if not result:
             raise NeedsLogin(f"No refresh token is cached for {user}; run `entryway login` again.")
         if "access_token" not in result:
+            login = f"`entryway login{'' if tenant is None else ' --tenant ' + tenant}`"
             raise NeedsLogin(
                 f"Could not refresh the token for {user} silently ({describe_error(result)}); "
-                f"run `entryway login{'' if tenant is None else ' --tenant ' + tenant}` again."
+                f"{advice_for(result, f'run {login} again').replace('`entryway login`', login)}."
             )
         return token_of(result, fallback_tenant=authority_tenant, username=user)
 

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from entryway.client import DEVOPS_SCOPE, ClientSettings, NeedsLogin, TokenClient
+from entryway.client import DEVOPS_SCOPE, ClientSettings, NeedsLogin, PinnedVerifySession, TokenClient
+from entryway.client.credentials import (
+    CredentialError,
+    load_certificate_credential,
+    parse_managed_identity,
+)
 from entryway.client.discovery import (
     Authority,
     AuthorityCache,
@@ -137,7 +142,13 @@ def find_authority(
 def answer_get(request: CredentialRequest, organization: Organization, environ: Mapping[str, str]) -> str:
     settings = ClientSettings.from_env(environ)
     verify: str | bool = settings.ca_bundle or True
-    service_principal = _service_principal_answer(environ, settings.authority_host, verify)
+    claims = claims_from_wwwauth(request.wwwauth)
+    managed_identity = _managed_identity_answer(environ, settings, claims)
+    if managed_identity is not None:
+        return managed_identity
+    service_principal = _service_principal_answer(
+        environ, settings.authority_host, verify, claims=claims, capabilities=settings.client_capabilities
+    )
     if service_principal is not None:
         return service_principal
     try:
@@ -150,7 +161,7 @@ def answer_get(request: CredentialRequest, organization: Organization, environ: 
         )
     except DiscoveryError as exc:
         raise HelperError(str(exc)) from exc
-    return _signed_in_answer(authority, settings, claims_from_wwwauth(request.wwwauth))
+    return _signed_in_answer(authority, settings, claims)
 
 
 def _signed_in_answer(authority: Authority, settings: ClientSettings, claims: str | None) -> str:
@@ -168,8 +179,50 @@ def _signed_in_answer(authority: Authority, settings: ClientSettings, claims: st
     )
 
 
+def _managed_identity_answer(
+    environ: Mapping[str, str], settings: ClientSettings, claims: str | None
+) -> str | None:
+    """CI on an Azure VM, App Service or anywhere with Entryway's IMDS: ENTRYWAY_GIT_MANAGED_IDENTITY (true or
+    system, a client ID, a resource ID; AZURE_CLIENT_ID names a user-assigned one with `true`); msal finds the
+    endpoint as it always does (AZURE_POD_IDENTITY_AUTHORITY_HOST / IMDS, or IDENTITY_ENDPOINT)."""
+    value = _env(environ, "ENTRYWAY_GIT_MANAGED_IDENTITY")
+    if value is None:
+        return None
+    clash = [
+        name
+        for name in ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE")
+        if _env(environ, name)
+    ]
+    if clash:
+        raise HelperError(
+            f"ENTRYWAY_GIT_MANAGED_IDENTITY and {clash[0]} are both set; keep the one this job should use"
+        )
+    try:
+        selector, identity = parse_managed_identity(value, _env(environ, "AZURE_CLIENT_ID"))
+    except CredentialError as exc:
+        raise HelperError(str(exc)) from exc
+    try:
+        token = TokenClient(settings).managed_identity_token(
+            [DEVOPS_SCOPE], selector=selector, identity=identity, claims=claims
+        )
+    except NeedsLogin as exc:
+        raise HelperError(str(exc)) from exc
+    return format_answer(
+        {
+            "username": identity or "systemAssignedIdentity",
+            "password": token.token,
+            "password_expiry_utc": str(token.expires_on),
+        }
+    )
+
+
 def _service_principal_answer(
-    environ: Mapping[str, str], authority_host: str, verify: str | bool
+    environ: Mapping[str, str],
+    authority_host: str,
+    verify: str | bool,
+    *,
+    claims: str | None = None,
+    capabilities: list[str] | None = None,
 ) -> str | None:
     """CI: AZURE_CLIENT_ID + AZURE_TENANT_ID with AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH (a
     service principal) or
@@ -199,7 +252,9 @@ def _service_principal_answer(
     if secret is not None:
         credential = secret
     elif certificate_path is not None:
-        credential = _certificate_credential(Path(certificate_path))
+        credential = _certificate_credential(
+            Path(certificate_path), environ.get("AZURE_CLIENT_CERTIFICATE_PASSWORD") or None
+        )
     else:
         assert token_file is not None
         try:
@@ -212,9 +267,8 @@ def _service_principal_answer(
             raise HelperError(f"AZURE_FEDERATED_TOKEN_FILE {token_file} is empty")
         credential = {"client_assertion": assertion}
     import msal
-    import requests
 
-    http = requests.Session()
+    http = PinnedVerifySession()
     http.verify = verify
     app = msal.ConfidentialClientApplication(
         client_id,
@@ -222,8 +276,9 @@ def _service_principal_answer(
         authority=f"{authority_host.rstrip('/')}/{tenant}",
         instance_discovery=False,
         http_client=http,
+        client_capabilities=capabilities,
     )
-    result = app.acquire_token_for_client(scopes=[DEVOPS_SCOPE])
+    result = app.acquire_token_for_client(scopes=[DEVOPS_SCOPE], claims_challenge=claims)
     if "access_token" not in result:
         code = (result.get("error_description") or result.get("error") or "no answer").split("\n", 1)[0]
         raise HelperError(f"the service principal {client_id} could not get a token: {code}")
@@ -234,34 +289,14 @@ def _service_principal_answer(
     return format_answer(answer)
 
 
-def _certificate_credential(path: Path) -> dict[str, str]:
-    """A PEM file holding the private key (unencrypted) and its certificate, as azure-identity's
-    EnvironmentCredential reads AZURE_CLIENT_CERTIFICATE_PATH; msal signs the client assertion with it."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-
+def _certificate_credential(path: Path, password: str | None) -> dict[str, str]:
+    """A PEM file holding the private key and its certificate (or a PKCS#12 file), its key optionally
+    protected by AZURE_CLIENT_CERTIFICATE_PASSWORD, as azure-identity's EnvironmentCredential reads
+    AZURE_CLIENT_CERTIFICATE_PATH; msal signs the client assertion with it."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise HelperError(
-            f"AZURE_CLIENT_CERTIFICATE_PATH {path} cannot be read ({exc.strerror or exc})"
-        ) from exc
-    try:
-        certificate = x509.load_pem_x509_certificate(data)
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise HelperError(
-            f"AZURE_CLIENT_CERTIFICATE_PATH {path} is not a PEM file with an unencrypted private key and "
-            "its certificate"
-        ) from exc
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return {
-        "private_key": key_pem.decode(),
-        "thumbprint": certificate.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - x5t is SHA-1
-        "public_certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
-    }
+        return load_certificate_credential(path, password)
+    except CredentialError as exc:
+        raise HelperError(f"AZURE_CLIENT_CERTIFICATE_PATH: {exc}") from exc
 
 
 def run(

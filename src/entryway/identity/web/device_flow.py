@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from entryway.identity.directory.reads import SqlDirectory
+from entryway.identity.protocol.claims_request import parse_claims_request
 from entryway.identity.protocol.delegation import parse_user_scope
 from entryway.identity.protocol.errors import (
     CLIENT_NOT_FOUND,
@@ -46,6 +47,8 @@ def _start_device_flow(
     if not scope:
         raise OAuthError(MISSING_PARAMETER, name="scope")
     parse_user_scope(scope)
+    # A claims request is read now (AADSTS50117 when malformed); the device page honours its nbf.
+    parse_claims_request(params.get("claims"))
     new = ledger.start_device_authorization(
         tenant_ref=tenant.id if tenant else normalized,
         client_id=client_id,

@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Route
 from entryway.identity.directory.reads import SqlDirectory
 from entryway.identity.protocol import errors as catalogue
 from entryway.identity.protocol.claims import client_info
+from entryway.identity.protocol.claims_request import parse_claims_request
 from entryway.identity.protocol.delegation import parse_user_scope
 from entryway.identity.protocol.errors import (
     ACCOUNT_LOCKED,
@@ -72,6 +73,7 @@ from entryway.identity.protocol.scopes import split_scope
 from entryway.identity.protocol.sign_ins import PasswordCheck
 from entryway.identity.signin.accounts import Accounts, ClientApp, redirect_uri_matches
 from entryway.identity.signin.ledger import Ledger
+from entryway.identity.signin.log import SignInRecord
 from entryway.identity.signin.sessions import (
     CONTEXT_COOKIE,
     SESSION_COOKIE,
@@ -81,6 +83,19 @@ from entryway.identity.signin.sessions import (
     csrf_valid,
     new_context_value,
 )
+from entryway.identity.web.signin_policy import (
+    BLOCKED_REDIRECT,
+    FRESH_SIGN_IN_REQUIRED,
+    PROTOCOL_AUTHORIZE,
+    PROTOCOL_DEVICE,
+    SIGN_IN_FREQUENCY_EXPIRED,
+    STRONG_AUTH_REQUIRED,
+    PageAttempt,
+    asked_resource,
+    evaluate_page_sign_in,
+    page_record,
+    policies_require_mfa,
+)
 from entryway.kit.browser import page_security_headers
 from entryway.kit.clock import as_utc, utc_from_timestamp
 from entryway.kit.ids import new_guid, parse_guid
@@ -88,6 +103,7 @@ from entryway.kit.web import BodyTooLarge, client_address, read_body
 from entryway.store.models import BrowserSessionRow, TenantRow, UserRow
 
 if TYPE_CHECKING:
+    from entryway.identity.policy.evaluate import Decision
     from entryway.identity.web.context import IdentityContext
 
 log = logging.getLogger("entryway.identity.signin")
@@ -114,6 +130,12 @@ UNKNOWN_USER_TEXT = (
     "This username may be incorrect. Make sure you typed it correctly. Otherwise, contact your admin."
 )
 WRONG_CODE_TEXT = "You didn't enter the expected verification code. Please try again."
+BLOCKED_TITLE = "You cannot access this right now"
+BLOCKED_TEXT = (
+    "Your sign-in was successful but does not meet the criteria to access this resource. For example, you "
+    "might be signing in from a browser, app, or location that is restricted by your admin."
+)
+SIGN_IN_AGAIN_TEXT = "Your organization requires you to sign in again."
 BAD_DEVICE_CODE_TEXT = "That code didn't work. Check the code and try again."
 
 
@@ -156,6 +178,10 @@ class Flow:
     fresh: bool = False  # the credentials were entered in this flow (not taken from the session)
     consented: bool = False
     confirmed: bool = False
+    # The sign-in log's correlation id: every entry of one sign-in shares it (the app's client-request-id
+    # when it sent one).
+    correlation_id: str = ""
+    claims: str | None = None  # the `claims` parameter, for kind "device" (kind "code": in `request`)
 
     @property
     def authorize(self) -> AuthorizeRequest:
@@ -193,6 +219,7 @@ class Exchange:
     new_context: bool
     session_cookie: str | None
     address: str
+    user_agent: str = ""
     set_session: str | None = None
     clear_session: bool = False
     script_nonce: str = field(default_factory=lambda: secrets.token_urlsafe(16))
@@ -238,6 +265,7 @@ class SignInPages:
             new_context=new,
             session_cookie=request.cookies.get(SESSION_COOKIE),
             address=client_address(request),
+            user_agent=request.headers.get("user-agent", "")[:512],
         )
 
     def _finish(self, response: Response, ex: Exchange) -> Response:
@@ -350,18 +378,25 @@ class SignInPages:
             trace_id,
             error.detail or "-",
         )
+        return self._respond(ex, error.request, self._error_fields(error, trace_id, new_guid()))
+
+    def _error_fields(
+        self, error: RedirectError, trace_id: str, correlation_id: str
+    ) -> list[tuple[str, str]]:
+        """An error response's parameters (RFC 6749 section 4.1.2.1, with Entra's description and uri)."""
         timestamp = format_timestamp(self._ctx.clock.now())
         fields = [
             ("error", error.kind.error),
             (
                 "error_description",
-                f"{error.description} Trace ID: {trace_id} Correlation ID: {new_guid()} Timestamp: {timestamp}",
+                f"{error.description} Trace ID: {trace_id} Correlation ID: {correlation_id} "
+                f"Timestamp: {timestamp}",
             ),
             ("error_uri", f"{self._ctx.origin}/error?code={error.kind.code}"),
         ]
         if error.request.state is not None:
             fields.append(("state", error.request.state))
-        return self._respond(ex, error.request, fields)
+        return fields
 
     def _respond(self, ex: Exchange, req: AuthorizeRequest, fields: list[tuple[str, str]]) -> Response:
         """Send the authorization response the way the app asked (response_mode)."""
@@ -417,6 +452,7 @@ class SignInPages:
             request=asdict(req),
             client_id=req.client_id,
             scope=req.scope,
+            correlation_id=parse_guid(params.get("client-request-id", "")) or new_guid(),
         )
         return self._begin(session, ex, flow, req.prompt, req.login_hint)
 
@@ -493,6 +529,10 @@ class SignInPages:
         if not scope:
             raise RedirectError(req, MISSING_PARAMETER, name="scope")
         _resource_scope(req)  # one resource at most
+        try:
+            parse_claims_request(req.claims)
+        except OAuthError as error:
+            raise RedirectError(req, error.kind, error.detail) from error
         challenge = _code_challenge(req, app, get("code_challenge"), get("code_challenge_method"))
         return AuthorizeRequest(**{**asdict(req), "code_challenge": challenge})
 
@@ -554,7 +594,25 @@ class SignInPages:
                 raise RedirectError(flow.authorize, LOGIN_REQUIRED, "auth_time older than max_age")
             flow.step = "password"
             return self._password_page(session, ex, flow)
+        not_before = self._claims_not_before(flow)
+        if not_before is not None and flow.auth_time < not_before:
+            # A claims challenge (continuous access evaluation) asks for a sign-in after the session's.
+            detail = f"claims nbf {not_before} after the session's auth_time {flow.auth_time}"
+            if not interactive:
+                self._log_failure(session, ex, flow, FRESH_SIGN_IN_REQUIRED)
+                raise RedirectError(flow.authorize, FRESH_SIGN_IN_REQUIRED, detail)
+            log.info("fresh credentials required: %s", detail)
+            flow.step = "password"
+            return self._password_page(session, ex, flow)
         return self._after_password(session, ex, flow, interactive=interactive)
+
+    @staticmethod
+    def _claims_not_before(flow: Flow) -> int | None:
+        claims = flow.authorize.claims if flow.kind == "code" else flow.claims
+        try:
+            return parse_claims_request(claims).not_before
+        except OAuthError:  # refused when the request arrived; a flow cannot carry it otherwise
+            return None
 
     # --- POST /{tenant}/login: every step after the first page ------------------------------------------------
 
@@ -608,6 +666,7 @@ class SignInPages:
             home = accounts.find_home_tenant(upn)
             user = accounts.find_user(upn, home.id) if home is not None else None
         if user is None:
+            self._log_failure(session, ex, flow, USER_NOT_FOUND, tenant_id=flow.tenant_id or "", upn=upn)
             # What Entra itself reveals on its username page (AADSTS50034).
             return self._username_page(
                 session, ex, flow, upn, error=(str(USER_NOT_FOUND.code), UNKNOWN_USER_TEXT)
@@ -624,28 +683,59 @@ class SignInPages:
         check = accounts.verify_password(user, form.get("passwd", ""), ex.address)
         if check is PasswordCheck.WRONG:
             log.info("AADSTS%s wrong password for %s", INVALID_CREDENTIALS.code, flow.user_id)
+            self._log_failure(session, ex, flow, INVALID_CREDENTIALS, user=user)
             return self._password_page(
                 session, ex, flow, error=(str(INVALID_CREDENTIALS.code), INCORRECT_SIGN_IN_TEXT)
             )
         if check is PasswordCheck.LOCKED:
             log.info("AADSTS%s locked out %s from %s", ACCOUNT_LOCKED.code, flow.user_id, ex.address)
+            self._log_failure(session, ex, flow, ACCOUNT_LOCKED, user=user)
             return self._password_page(session, ex, flow, error=(str(ACCOUNT_LOCKED.code), LOCKED_TEXT))
         if check is PasswordCheck.DISABLED:
+            self._log_failure(session, ex, flow, USER_DISABLED, user=user)
             raise PageError(USER_DISABLED, f"disabled user {flow.user_id}")
         flow.auth_time, flow.amr, flow.fresh = int(self._ctx.clock.timestamp()), ["pwd"], True
         return self._after_password(session, ex, flow, interactive=True)
 
     def _after_password(self, session: Session, ex: Exchange, flow: Flow, *, interactive: bool) -> Response:
-        """The password is proven (now or earlier in the session): the second factor, if one is due."""
+        """The password is proven (now or earlier in the session): Conditional Access, then the second
+        factor if one is due (per-user MFA, the tenant's default, or a policy's grant control)."""
         accounts = self._accounts(session)
         user = self._user(accounts, flow)
         tenant = accounts.find_tenant(user.tenant_id)
         assert tenant is not None
-        if accounts.mfa_required(user, tenant) and "mfa" not in flow.amr:
+        attempt = self._attempt(session, ex, flow, user.tenant_id)
+        decision = self._evaluate(session, attempt, flow, user)
+        mfa_required = accounts.mfa_required(user, tenant) or policies_require_mfa(decision)
+        if decision is not None and decision.block:
+            self._record(attempt, user, BLOCKED_REDIRECT, decision=decision, mfa_required=mfa_required)
             if not interactive:
-                raise RedirectError(
-                    flow.authorize, INTERACTION_REQUIRED_MFA, "MFA due", resource=flow.client_id
+                raise RedirectError(flow.authorize, BLOCKED_REDIRECT, "blocked by Conditional Access")
+            return self._blocked_page(session, ex, flow, attempt)
+        if decision is not None and decision.reauthenticate and not flow.fresh:
+            # Sign-in frequency: the session's password is too old for a policy; ask for it again.
+            self._record(
+                attempt, user, SIGN_IN_FREQUENCY_EXPIRED, decision=decision, mfa_required=mfa_required
+            )
+            if not interactive:
+                raise RedirectError(flow.authorize, SIGN_IN_FREQUENCY_EXPIRED, "sign-in frequency")
+            flow.step, flow.amr = "password", []
+            return self._password_page(session, ex, flow, notice=SIGN_IN_AGAIN_TEXT)
+        if mfa_required and "mfa" not in flow.amr:
+            if not interactive:
+                self._record(
+                    attempt,
+                    user,
+                    INTERACTION_REQUIRED_MFA,
+                    reason=INTERACTION_REQUIRED_MFA.format(resource=attempt.resource_id),
+                    decision=decision,
+                    mfa_required=True,
                 )
+                raise RedirectError(
+                    flow.authorize, INTERACTION_REQUIRED_MFA, "MFA due", resource=attempt.resource_id
+                )
+            # Entra logs the interrupt before the second factor, then the sign-in that follows it.
+            self._record(attempt, user, STRONG_AUTH_REQUIRED, decision=decision, mfa_required=True)
             flow.step = "mfa" if accounts.totp_enrolled(user) else "mfa_enroll"
             return self._mfa_page(session, ex, flow, accounts=accounts, user=user)
         return self._signed_in(session, ex, flow, interactive=interactive)
@@ -658,6 +748,14 @@ class SignInPages:
         check = accounts.verify_totp(user, form.get("otc", ""))
         if check is not PasswordCheck.OK:
             log.info("one-time code %s for %s", check.value, user.object_id)
+            self._log_failure(
+                session,
+                ex,
+                flow,
+                ACCOUNT_LOCKED if check is PasswordCheck.LOCKED else MFA_CODE_INVALID,
+                user=user,
+                mfa_required=True,
+            )
             error = (
                 (str(ACCOUNT_LOCKED.code), LOCKED_TEXT)
                 if check is PasswordCheck.LOCKED
@@ -759,6 +857,7 @@ class SignInPages:
             auth_time=utc_from_timestamp(flow.auth_time or 0),
             amr=flow.amr,
         )
+        self._log_success(session, ex, flow, accounts, user)
         fields = [("code", code), ("client_info", client_info(user.object_id, user.tenant_id))]
         if req.state is not None:
             fields.append(("state", req.state))
@@ -884,6 +983,8 @@ class SignInPages:
             user_code=found.user_code,
             client_id=found.client_id,
             scope=found.scope,
+            correlation_id=new_guid(),
+            claims=found.claims,
         )
         return self._begin(session, ex, flow, None, None)
 
@@ -924,6 +1025,7 @@ class SignInPages:
         )
         if not approved:
             raise PageError(catalogue.DEVICE_CODE_EXPIRED, "device code no longer pending")
+        self._log_success(session, ex, flow, accounts, user)
         name = self._client_name(accounts, flow.client_id)
         return self._render(
             ex,
@@ -1044,7 +1146,13 @@ class SignInPages:
         )
 
     def _password_page(
-        self, session: Session, ex: Exchange, flow: Flow, error: tuple[str, str] | None = None
+        self,
+        session: Session,
+        ex: Exchange,
+        flow: Flow,
+        error: tuple[str, str] | None = None,
+        *,
+        notice: str | None = None,
     ) -> Response:
         return self._page(
             ex,
@@ -1055,6 +1163,40 @@ class SignInPages:
             title="Enter password",
             identity=flow.upn,
             error=_error_view(error),
+            notice=notice,
+        )
+
+    def _blocked_page(self, session: Session, ex: Exchange, flow: Flow, attempt: PageAttempt) -> Response:
+        """Conditional Access blocked the sign-in: Entra's page, and for an authorization request a button
+        that takes the error (access_denied, AADSTS53003) back to the app, the way the app expects it."""
+        trace_id = new_guid()
+        log.info("AADSTS%s blocked by Conditional Access trace_id=%s", BLOCKED_REDIRECT.code, trace_id)
+        back: dict[str, Any] | None = None
+        if flow.kind == "device":
+            # The device's poll ends (authorization_declined) instead of waiting for the code to expire.
+            ledger = Ledger(session, self._ctx.clock, self._ctx.digester)
+            ledger.decline_device_authorization(flow.user_code or "")
+        else:
+            req = flow.authorize
+            fields = self._error_fields(
+                RedirectError(req, BLOCKED_REDIRECT, "blocked"), trace_id, attempt.correlation_id
+            )
+            back = _back_to_app(req, fields)
+        return self._render(
+            ex,
+            "blocked.html",
+            status=403,
+            title=BLOCKED_TITLE,
+            tenant_name=self._tenant_name(session, flow),
+            identity=flow.upn,
+            message=BLOCKED_TEXT,
+            code=BLOCKED_REDIRECT.code,
+            request_id=trace_id,
+            trace_id=trace_id,
+            correlation_id=attempt.correlation_id,
+            app_name=attempt.client_name or attempt.client_id,
+            ip_address=attempt.ip,
+            back=back,
         )
 
     def _mfa_page(
@@ -1127,6 +1269,99 @@ class SignInPages:
             scopes=_consent_lines(needs, flow.scope),
         )
 
+    # --- Conditional Access and the sign-in log ---------------------------------------------------------------
+
+    def _attempt(self, session: Session, ex: Exchange, flow: Flow, tenant_id: str) -> PageAttempt:
+        app = self._accounts(session).find_client_app(flow.client_id)
+        resource_id, resource_name = (
+            asked_resource(SqlDirectory(session.connection()), tenant_id, flow.scope)
+            if tenant_id
+            else ("", "")
+        )
+        return PageAttempt(
+            tenant_id=tenant_id,
+            client_id=flow.client_id,
+            client_name=app.display_name if app is not None else "",
+            public_client=app is not None and app.public_client,
+            resource_id=resource_id,
+            resource_name=resource_name,
+            ip=ex.address,
+            user_agent=ex.user_agent,
+            protocol=PROTOCOL_DEVICE if flow.kind == "device" else PROTOCOL_AUTHORIZE,
+            correlation_id=flow.correlation_id or new_guid(),
+        )
+
+    def _evaluate(self, session: Session, attempt: PageAttempt, flow: Flow, user: UserRow) -> Decision | None:
+        return evaluate_page_sign_in(
+            SqlDirectory(session.connection()),
+            attempt,
+            user_id=user.object_id,
+            upn=user.user_principal_name,
+            amr=tuple(flow.amr),
+            auth_time=flow.auth_time,
+            now=self._ctx.clock.timestamp(),
+        )
+
+    def _record(
+        self,
+        attempt: PageAttempt,
+        user: UserRow | None,
+        error: Aadsts | None,
+        *,
+        upn: str = "",
+        reason: str | None = None,
+        decision: Decision | None = None,
+        mfa_required: bool = False,
+    ) -> None:
+        if self._ctx.sign_in_log is None:
+            return
+        entry: SignInRecord = page_record(
+            attempt,
+            user_id=user.object_id if user is not None else None,
+            upn=user.user_principal_name if user is not None else upn,
+            error=error,
+            reason=reason,
+            decision=decision,
+            mfa_required=mfa_required,
+        )
+        self._ctx.sign_in_log.record(entry)
+
+    def _log_failure(
+        self,
+        session: Session,
+        ex: Exchange,
+        flow: Flow,
+        error: Aadsts,
+        *,
+        user: UserRow | None = None,
+        tenant_id: str | None = None,
+        upn: str = "",
+        mfa_required: bool = False,
+    ) -> None:
+        """A sign-in that stopped at a page (wrong password, unknown user, wrong code, ...)."""
+        if self._ctx.sign_in_log is None:
+            return
+        if user is None and flow.user_id:
+            user = self._accounts(session).find_user_by_id(flow.user_id)
+        if tenant_id is None:
+            tenant_id = user.tenant_id if user is not None else (flow.tenant_id or "")
+        attempt = self._attempt(session, ex, flow, tenant_id)
+        self._record(attempt, user, error, upn=upn or flow.upn or "", mfa_required=mfa_required)
+
+    def _log_success(
+        self, session: Session, ex: Exchange, flow: Flow, accounts: Accounts, user: UserRow
+    ) -> None:
+        """The sign-in reached the app: with each policy's result for the factors it ended with."""
+        if self._ctx.sign_in_log is None:
+            return
+        attempt = self._attempt(session, ex, flow, user.tenant_id)
+        decision = self._evaluate(session, attempt, flow, user)
+        tenant = accounts.find_tenant(user.tenant_id)
+        mfa_required = (tenant is not None and accounts.mfa_required(user, tenant)) or policies_require_mfa(
+            decision
+        )
+        self._record(attempt, user, None, decision=decision, mfa_required=mfa_required)
+
     # --- helpers -------------------------------------------------------------------------------------------
 
     def _accounts(self, session: Session) -> Accounts:
@@ -1194,6 +1429,16 @@ def _non_negative_int(value: str | None) -> int | None:
     if value is None or not value.isdigit() or len(value) > 10:
         return None
     return int(value)
+
+
+def _back_to_app(req: AuthorizeRequest, fields: list[tuple[str, str]]) -> dict[str, Any]:
+    """The form that carries an error response to the app: posted for form_post, else a GET whose query is
+    the redirect URI's own parameters followed by the response's (a GET form replaces the action's query)."""
+    if req.response_mode == "form_post":
+        return {"method": "post", "action": req.redirect_uri, "fields": fields}
+    parts = urlsplit(req.redirect_uri)
+    own = parse_qsl(parts.query, keep_blank_values=True)
+    return {"method": "get", "action": urlunsplit(parts._replace(query="")), "fields": own + fields}
 
 
 def _error_view(error: tuple[str, str] | None) -> dict[str, str] | None:

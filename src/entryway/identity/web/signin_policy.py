@@ -1,0 +1,168 @@
+"""Conditional Access on the sign-in pages (the authorize endpoint and the device code pages), and the entries
+those pages write to the sign-in log.
+
+The pages evaluate the tenant's policies for the signed-in user once the password is proven (now, or earlier
+in the browser session): the client is the app, the resource is what the scopes name (Microsoft Graph when only
+OpenID Connect scopes are asked, as Entra logs such sign-ins), the client app type is `browser` for a
+confidential client and `mobileAppsAndDesktopClients` for a public one, and the platform comes from the
+browser's user agent (https://learn.microsoft.com/entra/identity/conditional-access/concept-conditional-access-conditions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from entryway.identity.directory.reads import SqlDirectory
+from entryway.identity.policy.evaluate import (
+    Decision,
+    PolicyResult,
+    SignInContext,
+    Subject,
+    device_platform,
+    evaluate,
+)
+from entryway.identity.policy.model import ClientAppType
+from entryway.identity.protocol.delegation import parse_user_scope
+from entryway.identity.protocol.errors import Aadsts, OAuthError
+from entryway.identity.signin.log import SignInRecord
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_DISPLAY_NAME = "Microsoft Graph"
+
+# What the pages answer and log for Conditional Access. Entra's codes; the redirect form of 53003 is
+# `access_denied` (what a browser app receives), the token endpoint's is `interaction_required`.
+BLOCKED_REDIRECT = Aadsts(
+    53003,
+    "access_denied",
+    400,
+    "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.",
+)
+# The interrupt Entra logs when a sign-in continues to the second factor.
+STRONG_AUTH_REQUIRED = Aadsts(50074, "interaction_required", 400, "Strong Authentication is required.")
+# Sign-in frequency: the session's credentials are too old for a policy (also a silent request's answer).
+SIGN_IN_FREQUENCY_EXPIRED = Aadsts(
+    70044,
+    "login_required",
+    400,
+    "The session has expired or is invalid due to sign-in frequency checks by conditional access.",
+)
+# A claims challenge asks for a sign-in newer than the session's (silent request's answer and log entry).
+FRESH_SIGN_IN_REQUIRED = Aadsts(
+    50173,
+    "interaction_required",
+    400,
+    "The provided grant cannot satisfy the claims challenge, a fresh auth token is needed.",
+)
+
+# The sign-in log's authenticationProtocol for the pages.
+PROTOCOL_AUTHORIZE = "interactive"
+PROTOCOL_DEVICE = "deviceCode"
+
+
+@dataclass(frozen=True)
+class PageAttempt:
+    """What the pages know about one sign-in: who, into which app, for which resource, from where."""
+
+    tenant_id: str
+    client_id: str
+    client_name: str
+    public_client: bool
+    resource_id: str
+    resource_name: str
+    ip: str
+    user_agent: str
+    protocol: str
+    correlation_id: str
+
+    @property
+    def client_app_type(self) -> ClientAppType:
+        return ClientAppType.MOBILE_DESKTOP if self.public_client else ClientAppType.BROWSER
+
+
+def asked_resource(directory: SqlDirectory, tenant_id: str, scope: str) -> tuple[str, str]:
+    """The (app id, display name) of the resource a scope names in the tenant; Microsoft Graph when the scope
+    names none (OpenID Connect scopes only) or cannot be read (the pages refuse such a scope elsewhere)."""
+    try:
+        identifier = parse_user_scope(scope).resource
+    except OAuthError:
+        identifier = None
+    found = directory.find_resource(tenant_id, identifier or GRAPH_APP_ID)
+    if found is not None:
+        return found.app_id, found.display_name
+    return (identifier or GRAPH_APP_ID, identifier or GRAPH_DISPLAY_NAME)
+
+
+def evaluate_page_sign_in(
+    directory: SqlDirectory,
+    attempt: PageAttempt,
+    *,
+    user_id: str,
+    upn: str,
+    amr: tuple[str, ...],
+    auth_time: float | None,
+    now: float,
+) -> Decision | None:
+    """The tenant's policies for this sign-in; None when the tenant has none (nothing to evaluate or log)."""
+    policies = directory.find_policy_set(attempt.tenant_id)
+    if not policies.policies:
+        return None
+    memberships = directory.find_memberships(attempt.tenant_id, user_id)
+    subject = Subject("user", user_id, memberships.groups, memberships.roles, display=upn)
+    context = SignInContext(
+        resource_app_id=attempt.resource_id,
+        client_app_id=attempt.client_id,
+        ip=attempt.ip,
+        client_app_type=attempt.client_app_type,
+        platform=device_platform(attempt.user_agent, None),
+        interactive=True,
+        amr=amr,
+        auth_time=auth_time,
+        now=now,
+    )
+    return evaluate(policies, subject, context)
+
+
+def policies_require_mfa(decision: Decision | None) -> bool:
+    """Whether an enabled policy that applied to the sign-in asks for MFA (done or not)."""
+    if decision is None:
+        return False
+    enforced = (o for o in decision.outcomes if o.result in (PolicyResult.SUCCESS, PolicyResult.FAILURE))
+    return any(c.lower() == "mfa" for o in enforced for c in o.enforced_grant_controls)
+
+
+def page_record(
+    attempt: PageAttempt,
+    *,
+    user_id: str | None,
+    upn: str,
+    error: Aadsts | None = None,
+    reason: str | None = None,
+    decision: Decision | None = None,
+    mfa_required: bool = False,
+) -> SignInRecord:
+    """The sign-in log entry for one outcome of the pages. `failure_reason` is the public AADSTS text
+    (`reason` when the caller formatted it with its parameters), never the private detail."""
+    return SignInRecord(
+        tenant_id=attempt.tenant_id,
+        principal_kind="user",
+        is_interactive=True,
+        app_id=attempt.client_id,
+        ip_address=attempt.ip,
+        error_code=0 if error is None else error.code,
+        user_id=user_id,
+        user_principal_name=upn,
+        app_display_name=attempt.client_name,
+        resource_id=attempt.resource_id,
+        resource_display_name=attempt.resource_name,
+        user_agent=attempt.user_agent,
+        client_app_used=attempt.client_app_type.value,
+        device_platform=device_platform(attempt.user_agent, None).value,
+        authentication_protocol=attempt.protocol,
+        authentication_requirement=(
+            "multiFactorAuthentication" if mfa_required else "singleFactorAuthentication"
+        ),
+        failure_reason="" if error is None else (reason or f"AADSTS{error.code}: {error.template}"),
+        conditional_access_status="notApplied" if decision is None else decision.status,
+        applied_policies=() if decision is None else tuple(o.to_graph() for o in decision.outcomes),
+        correlation_id=attempt.correlation_id,
+    )

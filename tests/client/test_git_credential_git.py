@@ -8,18 +8,16 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-from entryway.client import DEVOPS_SCOPE, ClientSettings, TokenClient
+from tests.client.test_login_cli import device_login
 from tests.conftest import (
     ADA,
     BUILD_BOT_ID,
     BUILD_BOT_SECRET,
     CONTOSO_TENANT,
     OidcIssuer,
-    complete_device_login,
     make_certificate,
     register_certificate,
     register_federated_credential,
@@ -144,27 +142,11 @@ def test_without_a_signed_in_account_the_helper_says_to_run_entryway_login(
     assert "service principal" in done.stderr
 
 
-def _device_code_login(world: GitWorld, cache_dir: Path) -> None:
-    """`entryway login --device-code` as msal runs it, the person's part done by the test."""
-    settings = ClientSettings.from_env(
-        {},
-        authority_host=world.instance.identity,
-        ca_bundle=world.instance.ca_bundle,
-        cache_dir=cache_dir,
-        tenant=CONTOSO_TENANT,
-    )
-    client = TokenClient(settings)
-    app = client.app(CONTOSO_TENANT)
-    flow = app.initiate_device_flow(scopes=[DEVOPS_SCOPE])
-    assert "user_code" in flow, flow
-    with ThreadPoolExecutor(1) as person:
-        signed_in = person.submit(complete_device_login, world.instance, flow["user_code"], ADA)
-        result = app.acquire_token_by_device_flow(
-            flow, exit_condition=lambda _: signed_in.done() and signed_in.exception() is not None
-        )
-        signed_in.result()
-    assert "access_token" in result, result
-    client.save()
+def _device_code_login(world: GitWorld, env: dict[str, str]) -> None:
+    """`entryway login --device-code` as the user runs it (a subprocess), the person's part done by the test."""
+    login = device_login(world.instance, env, "--tenant", CONTOSO_TENANT)
+    assert login.returncode == 0, login.stderr
+    assert json.loads(login.stdout)["user"] == ADA.upn
 
 
 def _age_cached_tokens(cache_dir: Path, delta: timedelta) -> None:
@@ -191,7 +173,7 @@ def test_a_signed_in_user_clones_pushes_and_fetches_after_the_token_expired(
     home = tmp_path / "home"
     home.mkdir()
     env = _env(git_world, home)
-    _device_code_login(git_world, home / "cache")
+    _device_code_login(git_world, env)
     setup = _run([str(BIN / "entryway"), "git", "setup", f"{git_world.instance.devops}/{ORG}"], env)
     assert setup.returncode == 0, setup.stderr
     assert "eyJ" not in setup.stdout

@@ -24,13 +24,17 @@ from entryway.store.models import (
 NATIVE = ["http://localhost", "https://login.microsoftonline.com/common/oauth2/nativeclient"]
 
 
-def preconsents(session: Session, tenant_id: str) -> dict[str, tuple[str, list[str]]]:
+def preconsents(session: Session, tenant_id: str) -> dict[str, dict[str, list[str]]]:
+    """client app id -> resource app id -> consented scopes."""
     rows = session.scalars(
         select(PermissionGrantRow).where(
             PermissionGrantRow.tenant_id == tenant_id, PermissionGrantRow.principal_id.is_(None)
         )
     )
-    return {r.client_app_id: (r.resource_app_id, list(r.scopes)) for r in rows}
+    found: dict[str, dict[str, list[str]]] = {}
+    for r in rows:
+        found.setdefault(r.client_app_id, {})[r.resource_app_id] = list(r.scopes)
+    return found
 
 
 # --- first-party public clients ------------------------------------------------------------------
@@ -47,7 +51,7 @@ def test_first_party_public_clients_exist_in_a_new_tenant_pre_consented(
     assert app.public_client is True
     assert app.redirect_uris == NATIVE
     assert directory.service_principal_of(tenant, app).display_name == app.display_name
-    assert preconsents(session, tenant.id)[app_id] == (AZURE_DEVOPS.app_id, ["user_impersonation"])
+    assert preconsents(session, tenant.id)[app_id][AZURE_DEVOPS.app_id] == ["user_impersonation"]
 
 
 def test_first_party_apps_keep_their_real_ids_and_names(
@@ -105,8 +109,9 @@ def test_ensure_first_party_apps_backfills_older_tenants_and_is_idempotent(
     before = counts()
     directory.ensure_first_party_apps()
     directory.create_tenant(["third.test"])
-    # A service principal of every first-party app (the DevOps web client too), two pre-consents.
-    assert counts() == (before[0], before[1] + len(FIRST_PARTY_APPS), before[2] + 2)
+    # A service principal of every first-party app (the DevOps web client too), three pre-consents (the Azure
+    # CLI's for Azure DevOps and Microsoft Graph, Visual Studio's for Azure DevOps).
+    assert counts() == (before[0], before[1] + len(FIRST_PARTY_APPS), before[2] + 3)
 
 
 def test_first_party_apps_cannot_be_changed(directory: DirectoryService, tenant: TenantRow) -> None:

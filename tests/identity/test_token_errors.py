@@ -365,8 +365,9 @@ def test_client_secret_basic_with_a_wrong_secret(entryway: Instance) -> None:
 @pytest.mark.parametrize(
     ("scope", "resource"),
     [
-        ("https://graph.microsoft.com/.default", "https://graph.microsoft.com"),
-        ("00000003-0000-0000-c000-000000000000/.default", "00000003-0000-0000-c000-000000000000"),
+        # Key Vault: a Microsoft resource Entryway does not have (Microsoft Graph it has: identity/web/graph.py).
+        ("https://vault.azure.net/.default", "https://vault.azure.net"),
+        ("cfa8b339-82a2-471a-a3c9-0fc0be7a4093/.default", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"),
         ("api://no-such-api/.default", "api://no-such-api"),
     ],
 )
@@ -379,7 +380,7 @@ def test_unknown_resource_in_v2_scope(entryway: Instance, scope: str, resource: 
     )
 
 
-@pytest.mark.parametrize("resource", ["https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"])
+@pytest.mark.parametrize("resource", ["https://vault.azure.net", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"])
 def test_unknown_resource_at_v1(entryway: Instance, resource: str) -> None:
     post(entryway, CONTOSO_TENANT, v1_client_credentials(resource=resource), version=1).expect_error(
         status=400,

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from sqlalchemy.orm import Session
 
+from entryway.config.conditional_access import apply_conditional_access
 from entryway.config.members import add_member, find_member
 from entryway.config.pat_policies import apply_org_pat_policies, apply_tenant_extras
 from entryway.config.pipelines import apply_pipelines
@@ -152,6 +153,7 @@ def apply_config(
             with _at(tenant_cfg):
                 _apply_tenant(directory, tenant_cfg, report)
                 apply_tenant_extras(session, runtime.clock, directory, tenant_cfg, report=report, actor=actor)
+                apply_conditional_access(session, runtime.clock, directory, tenant_cfg, report=report)
         for org_cfg in root.items("organizations"):
             with _at(org_cfg):
                 org = _apply_org(directory, orgs, org_cfg, report)
@@ -240,6 +242,7 @@ def _apply_tenant(directory: DirectoryService, cfg: _Reader, report: ApplyReport
             "managed_identities",
             "groups",
             "pat_policies",
+            "conditional_access",
         }
     )
     tenant_id = cfg.text("id")
@@ -289,7 +292,8 @@ def _apply_app_permissions(
         resource_ref = grant_cfg.text("resource", required=True)
         assert resource_ref is not None
         with _at(grant_cfg):
-            resource = directory.find_application(tenant, resource_ref)
+            # The tenant's own apps and the first-party ones (Microsoft Graph's app roles).
+            resource = directory.find_enterprise_app(tenant, resource_ref)
             for role in grant_cfg.strings("roles"):
                 directory.grant_app_role(tenant, app, resource, role)
     for consent_cfg in app_cfg.items("admin_consent"):

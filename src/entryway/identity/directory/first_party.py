@@ -29,6 +29,8 @@ class FirstPartyApp:
     devops_redirect_paths: tuple[str, ...] = ()
     # The version of the access tokens issued for the app as a resource (Entra's accessTokenAcceptedVersion).
     access_token_version: int = 1
+    # Application permissions (app roles) the app defines as a resource.
+    app_roles: tuple[str, ...] = ()
 
 
 AZURE_DEVOPS = FirstPartyApp(
@@ -36,6 +38,17 @@ AZURE_DEVOPS = FirstPartyApp(
     display_name="Azure DevOps",
     identifier_uris=("https://app.vssps.visualstudio.com",),
     delegated_scopes=("user_impersonation",),
+)
+
+# Microsoft Graph, as far as Entryway serves it (identity/web/graph.py): Conditional Access policies and named
+# locations, and the sign-in log. Its permissions are Graph's names, delegated and as app roles.
+GRAPH_PERMISSIONS = ("Policy.Read.All", "Policy.ReadWrite.ConditionalAccess", "AuditLog.Read.All")
+MICROSOFT_GRAPH = FirstPartyApp(
+    app_id="00000003-0000-0000-c000-000000000000",
+    display_name="Microsoft Graph",
+    identifier_uris=("https://graph.microsoft.com",),
+    delegated_scopes=GRAPH_PERMISSIONS,
+    app_roles=GRAPH_PERMISSIONS,
 )
 
 # Microsoft's native-client redirect URIs: `http://localhost` stands for any loopback port (RFC 8252 section
@@ -48,7 +61,9 @@ AZURE_CLI = FirstPartyApp(
     display_name="Microsoft Azure CLI",
     public_client=True,
     redirect_uris=NATIVE_REDIRECT_URIS,
-    pre_consents=(_DEVOPS_CONSENT,),
+    # Entra pre-authorizes the Azure CLI for Microsoft Graph; the token still carries a permission only for a
+    # user whose directory role allows it (identity/web/graph.py checks both, as Graph does).
+    pre_consents=(_DEVOPS_CONSENT, PreConsent(MICROSOFT_GRAPH.app_id, GRAPH_PERMISSIONS)),
 )
 
 VISUAL_STUDIO = FirstPartyApp(
@@ -79,4 +94,11 @@ AZURE_AD_TOKEN_EXCHANGE = FirstPartyApp(
 )
 
 # Resources first: a pre-consent names a resource that must already exist.
-FIRST_PARTY_APPS = (AZURE_DEVOPS, AZURE_AD_TOKEN_EXCHANGE, AZURE_CLI, VISUAL_STUDIO, DEVOPS_WEB)
+FIRST_PARTY_APPS = (
+    AZURE_DEVOPS,
+    AZURE_AD_TOKEN_EXCHANGE,
+    MICROSOFT_GRAPH,
+    AZURE_CLI,
+    VISUAL_STUDIO,
+    DEVOPS_WEB,
+)

@@ -33,6 +33,8 @@ from entryway.store.models import (
 ROLE_TEMPLATES: Final = {
     "Azure DevOps Administrator": "e3973bdf-4987-49ae-837a-ba8e231c7286",
     "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "Conditional Access Administrator": "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9",
+    "Security Reader": "5d6b6bb7-de71-4623-b4af-96380a352509",
 }
 # Every member user holds the default "User" role: Entra puts it in every user's `wids`.
 DEFAULT_USER_ROLE: Final = "b79fbf4d-3ef9-4689-8143-76b194e85509"

@@ -38,6 +38,8 @@ from entryway.identity.web import discovery
 from entryway.identity.web.context import NO_STORE, Edge, IdentityContext, log
 from entryway.identity.web.device_flow import device_flow_routes
 from entryway.identity.web.external_issuers import ExternalIssuers, is_https_url, usable_keys
+from entryway.identity.web.graph import STATE_KEY as GRAPH_STATE_KEY
+from entryway.identity.web.graph import conditional_access_routes
 from entryway.identity.web.signin import signin_routes
 from entryway.keys.signer import KeyringSigner, KeyringVerifier
 from entryway.kit.ids import parse_guid
@@ -202,6 +204,7 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
         Route("/{tenant}/oauth2/token", token, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         *device_flow_routes(ctx, edge),
         *signin_routes(ctx),
+        *conditional_access_routes(ctx),
     ]
 
     @asynccontextmanager
@@ -209,4 +212,6 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
         yield
         await external_issuers.aclose()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    identity_app = Starlette(routes=routes, lifespan=lifespan)
+    setattr(identity_app.state, GRAPH_STATE_KEY, ctx)  # for graph.graph_caller, in every Graph route module
+    return identity_app

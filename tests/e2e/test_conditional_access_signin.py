@@ -23,20 +23,24 @@ import jwt
 import msal
 import pytest
 import requests
+import yaml
 from playwright.sync_api import Browser, Page
 from sqlalchemy import func, select
+from typer.testing import CliRunner, Result
 
+from entryway.cli.main import app as cli
+from entryway.config.declarative import apply_config
 from entryway.identity.directory.first_party import AZURE_CLI, AZURE_DEVOPS
-from entryway.identity.directory.service import DirectoryService
-from entryway.identity.policy.model import Policy
-from entryway.kit.ids import new_guid
+from entryway.identity.signin.log import SignInRecord
 from entryway.store.models import (
     BrowserSessionRow,
     ConditionalAccessPolicyRow,
     DeviceCodeRow,
     SignInLogRow,
+    UserRow,
 )
 from tests.conftest import (
+    CONTOSO_TENANT,
     DEVOPS_SCOPE,
     TOTP_SECRETS,
     Instance,
@@ -69,99 +73,71 @@ class Stepup:
     policy_ids: dict[str, str]
 
 
-def add_policy(instance: Instance, tenant_id: str, graph: dict[str, Any]) -> str:
-    """A policy written as Graph writes it, validated by identity.policy, stored in this tenant only."""
-    policy = Policy.from_graph(graph)
-    body = policy.to_graph()
-    policy_id, now = new_guid(), instance.clock.now()
-    with instance.runtime.db.unit_of_work() as session:
-        session.add(
-            ConditionalAccessPolicyRow(
-                id=policy_id,
-                tenant_id=tenant_id,
-                display_name=policy.display_name,
-                display_name_key=policy.display_name.lower(),
-                state=policy.state.value,
-                conditions=body["conditions"],
-                grant_controls=body["grantControls"],
-                session_controls=body["sessionControls"],
-                created_at=now,
-                modified_at=now,
-            )
-        )
-    return policy_id
-
-
-def _conditions(
-    user_ids: list[str], apps: list[str], exclude_apps: list[str] | None = None
-) -> dict[str, Any]:
-    return {
-        "users": {"includeUsers": user_ids},
-        "applications": {"includeApplications": apps, "excludeApplications": exclude_apps or []},
-        "clientAppTypes": ["all"],
-    }
+_USER_LINES = "".join(
+    f'      - {{upn: {name}@stepup.test, password: "{PASSWORD}", display_name: {name.title()}}}\n'
+    for name in USERS
+)
+STEPUP_CONFIG = f"""\
+tenants:
+  - id: {STEPUP_TENANT}
+    domains: [stepup.test]
+    display_name: Stepup
+    users:
+{_USER_LINES}\
+      - {{upn: auditor@stepup.test, password: "{PASSWORD}", roles: [Security Reader]}}
+      - {{upn: ga@stepup.test, password: "{PASSWORD}", roles: [Global Administrator]}}
+    conditional_access:
+      policies:
+        - name: Require MFA for Azure DevOps
+          users: [mia@stepup.test, dev@stepup.test, pia@stepup.test]
+          applications: [Azure DevOps]
+          grant: mfa
+        - name: Block Bea outside Graph
+          users: [bea@stepup.test]
+          applications: [All]
+          exclude_applications: [Microsoft Graph]
+          grant: block
+        - name: MFA for Remy (report-only)
+          state: report-only
+          users: [remy@stepup.test]
+          applications: [All]
+          grant: mfa
+        - name: Sid signs in every hour
+          users: [sid@stepup.test]
+          applications: [All]
+          sign_in_frequency: 1h
+"""
+POLICY_NAMES = {
+    "mfa": "Require MFA for Azure DevOps",
+    "block": "Block Bea outside Graph",
+    "report": "MFA for Remy (report-only)",
+    "sif": "Sid signs in every hour",
+}
 
 
 @pytest.fixture(scope="module")
 def stepup(entryway: Instance) -> Stepup:
-    runtime = entryway.runtime
-    with runtime.db.unit_of_work() as session:
-        directory = DirectoryService(session, runtime.clock, runtime.digester)
-        tenant = directory.create_tenant(["stepup.test"], display_name="Stepup", tenant_id=STEPUP_TENANT)
-        users = {
-            name: directory.create_user(tenant, f"{name}@stepup.test", PASSWORD, name.title()).object_id
-            for name in USERS
-        }
-    ids = {
-        "mfa": add_policy(
-            entryway,
-            STEPUP_TENANT,
-            {
-                "displayName": "Require MFA for Azure DevOps",
-                "state": "enabled",
-                "conditions": _conditions([users["mia"], users["dev"], users["pia"]], [AZURE_DEVOPS.app_id]),
-                "grantControls": {"operator": "OR", "builtInControls": ["mfa"]},
-            },
-        ),
-        "block": add_policy(
-            entryway,
-            STEPUP_TENANT,
-            {
-                "displayName": "Block Bea outside Graph",
-                "state": "enabled",
-                "conditions": _conditions([users["bea"]], ["All"], [GRAPH_APP_ID]),
-                "grantControls": {"operator": "OR", "builtInControls": ["block"]},
-            },
-        ),
-        "report": add_policy(
-            entryway,
-            STEPUP_TENANT,
-            {
-                "displayName": "MFA for Remy (report-only)",
-                "state": "enabledForReportingButNotEnforced",
-                "conditions": _conditions([users["remy"]], ["All"]),
-                "grantControls": {"operator": "OR", "builtInControls": ["mfa"]},
-            },
-        ),
-        "sif": add_policy(
-            entryway,
-            STEPUP_TENANT,
-            {
-                "displayName": "Sid signs in every hour",
-                "state": "enabled",
-                "conditions": _conditions([users["sid"]], ["All"]),
-                "sessionControls": {
-                    "signInFrequency": {
-                        "isEnabled": True,
-                        "value": 1,
-                        "type": "hours",
-                        "frequencyInterval": "timeBased",
-                    }
-                },
-            },
-        ),
-    }
-    return Stepup(STEPUP_TENANT, users, ids)
+    apply_config(entryway.runtime, yaml.safe_load(STEPUP_CONFIG), source="test_conditional_access_signin")
+    with entryway.runtime.db.read() as session:
+        users = dict(
+            session.execute(
+                select(UserRow.user_principal_name, UserRow.object_id).where(
+                    UserRow.tenant_id == STEPUP_TENANT
+                )
+            ).all()
+        )
+        policies = dict(
+            session.execute(
+                select(ConditionalAccessPolicyRow.display_name, ConditionalAccessPolicyRow.id).where(
+                    ConditionalAccessPolicyRow.tenant_id == STEPUP_TENANT
+                )
+            ).all()
+        )
+    return Stepup(
+        STEPUP_TENANT,
+        {upn.partition("@")[0]: oid for upn, oid in users.items()},
+        {key: policies[name] for key, name in POLICY_NAMES.items()},
+    )
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
@@ -557,3 +533,248 @@ def test_device_pages_blocked_by_a_policy_decline_the_device(entryway: Instance,
     result = app.acquire_token_by_device_flow(flow, exit_condition=lambda _: True)
     assert result.get("error") == "authorization_declined", result
     assert log_rows(entryway, "bea")[-1].authentication_protocol == "deviceCode"
+
+
+# --- the sign-in log over Graph and the CLI -------------------------------------------------------------
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+SIGN_INS = "/graph/v1.0/auditLogs/signIns"
+
+
+def graph_token(instance: Instance, name: str) -> str:
+    """The password grant as `az login -u -p` sends it, for Microsoft Graph."""
+    response = requests.post(
+        f"{instance.identity}/{STEPUP_TENANT}/oauth2/v2.0/token",
+        data={
+            "grant_type": "password",
+            "client_id": AZURE_CLI.app_id,
+            "username": f"{name}@stepup.test",
+            "password": PASSWORD,
+            "scope": GRAPH_SCOPE,
+        },
+        verify=instance.ca_bundle,
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def graph_get(instance: Instance, path: str, token: str | None, **params: str) -> requests.Response:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    return requests.get(
+        f"{instance.identity}{path}", params=params, headers=headers, verify=instance.ca_bundle, timeout=30
+    )
+
+
+def blocked_and_report_only_sign_ins(instance: Instance) -> None:
+    """Bea blocked, Remy past a report-only policy: two sign-ins through the pages, as a browser makes them."""
+    for name in ("bea", "remy"):
+        http = identity_session(instance)
+        start = http.get(authorize_url(instance, f"{DEVOPS_SCOPE} openid"), timeout=30)
+        result = walk_sign_in(http, start, user=person(name), clock=instance.clock)
+        assert result.posted_back is not None, result.html
+
+
+def test_graph_lists_and_shows_sign_ins_with_each_policy_result(entryway: Instance, stepup: Stepup) -> None:
+    blocked_and_report_only_sign_ins(entryway)
+    for reader in ("auditor", "ga"):  # Security Reader, Global Administrator
+        token = graph_token(entryway, reader)
+        response = graph_get(
+            entryway,
+            SIGN_INS,
+            token,
+            **{"$filter": "userPrincipalName eq 'bea@stepup.test' and status/errorCode eq 53003"},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["@odata.context"].endswith("/graph/v1.0/$metadata#auditLogs/signIns")
+        entry = body["value"][0]
+        assert entry["userPrincipalName"] == "bea@stepup.test"
+        assert entry["userId"] == stepup.user_ids["bea"]
+        assert entry["status"]["errorCode"] == 53003
+        assert entry["status"]["failureReason"].startswith("AADSTS53003: ")
+        assert entry["conditionalAccessStatus"] == "failure"
+        assert entry["isInteractive"] is True
+        assert entry["ipAddress"] == "127.0.0.1"
+        assert entry["appId"] == AZURE_CLI.app_id
+        assert entry["resourceId"] == AZURE_DEVOPS.app_id
+        assert entry["clientAppUsed"] == "Mobile Apps and Desktop clients"
+        applied = {p["id"]: p for p in entry["appliedConditionalAccessPolicies"]}
+        assert applied[stepup.policy_ids["block"]] == {
+            "id": stepup.policy_ids["block"],
+            "displayName": "Block Bea outside Graph",
+            "result": "failure",
+            "enforcedGrantControls": ["Block"],
+            "enforcedSessionControls": [],
+        }
+        assert applied[stepup.policy_ids["mfa"]]["result"] == "notApplied"
+
+        one = graph_get(entryway, f"{SIGN_INS}/{entry['id']}", token)
+        assert one.status_code == 200, one.text
+        assert one.json()["@odata.context"].endswith("#auditLogs/signIns/$entity")
+        assert {k: v for k, v in one.json().items() if k != "@odata.context"} == entry
+
+    token = graph_token(entryway, "auditor")
+    remy = graph_get(
+        entryway, SIGN_INS, token, **{"$filter": "userPrincipalName eq 'remy@stepup.test'"}
+    ).json()
+    interactive = [e for e in remy["value"] if e["isInteractive"]]
+    assert interactive[0]["status"]["errorCode"] == 0
+    results = {p["id"]: p["result"] for p in interactive[0]["appliedConditionalAccessPolicies"]}
+    assert results[stepup.policy_ids["report"]] == "reportOnlyInterrupted"
+
+    # Paging: $top and the nextLink, over this tenant's entries only.
+    first = graph_get(entryway, SIGN_INS, token, **{"$top": "2"}).json()
+    assert len(first["value"]) == 2
+    follow = requests.get(
+        first["@odata.nextLink"],
+        headers={"Authorization": f"Bearer {token}"},
+        verify=entryway.ca_bundle,
+        timeout=30,
+    )
+    assert follow.status_code == 200, follow.text
+    assert {e["id"] for e in follow.json()["value"]}.isdisjoint({e["id"] for e in first["value"]})
+    everything = graph_get(entryway, SIGN_INS, token).json()["value"]
+    assert everything
+    assert all(
+        e["userPrincipalName"] is None or e["userPrincipalName"].endswith("@stepup.test") for e in everything
+    )
+    since = graph_get(
+        entryway, SIGN_INS, token, **{"$filter": f"createdDateTime ge {everything[0]['createdDateTime']}"}
+    ).json()["value"]
+    assert everything[0]["id"] in {e["id"] for e in since}
+
+
+def test_graph_sign_ins_refuse_callers_without_the_permission(entryway: Instance, stepup: Stepup) -> None:
+    plain = graph_token(entryway, "noah")
+    refused = graph_get(entryway, SIGN_INS, plain)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+    # Authentication first: a caller without access learns nothing from a bad query either.
+    assert graph_get(entryway, SIGN_INS, plain, **{"$top": "0"}).status_code == 403
+    assert graph_get(entryway, SIGN_INS, None).status_code == 401
+    devops = requests.post(
+        f"{entryway.identity}/{STEPUP_TENANT}/oauth2/v2.0/token",
+        data={
+            "grant_type": "password",
+            "client_id": AZURE_CLI.app_id,
+            "username": "ga@stepup.test",
+            "password": PASSWORD,
+            "scope": DEVOPS_SCOPE,
+        },
+        verify=entryway.ca_bundle,
+        timeout=30,
+    ).json()["access_token"]
+    assert graph_get(entryway, SIGN_INS, devops).status_code == 401  # a token for another audience
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"$top": "0"},
+        {"$top": "1001"},
+        {"$top": "ten"},
+        {"$skiptoken": "abc"},
+        {"$orderby": "createdDateTime"},
+        {"$filter": ""},
+        {"$filter": "userPrincipalName eq bea@stepup.test"},
+        {"$filter": "appId eq 'not-a-guid'"},
+        {"$filter": "createdDateTime ge yesterday"},
+        {"$filter": "status/errorCode ne 5"},
+        {"$filter": "isInteractive eq maybe"},
+        {"$filter": "conditionalAccessStatus eq 'sometimes'"},
+        {"$filter": "ipAddress eq '127.0.0.1'"},
+        {"$filter": "userPrincipalName eq 'a@b' or appId eq 'x'"},
+    ],
+)
+def test_graph_sign_ins_bad_queries_are_400(
+    entryway: Instance, stepup: Stepup, params: dict[str, str]
+) -> None:
+    response = graph_get(entryway, SIGN_INS, graph_token(entryway, "auditor"), **params)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "BadRequest"
+    assert error["innerError"]["request-id"]
+
+
+def test_graph_sign_in_of_another_tenant_or_unknown_is_404(entryway: Instance, stepup: Stepup) -> None:
+    token = graph_token(entryway, "auditor")
+    # An entry of another tenant of the same installation: never visible from this one.
+    other = entryway.runtime.sign_in_log.record(
+        SignInRecord(
+            tenant_id=CONTOSO_TENANT,
+            principal_kind="user",
+            is_interactive=True,
+            app_id=AZURE_CLI.app_id,
+            ip_address="127.0.0.1",
+        )
+    )
+    for ref in (other, "0f0e0d0c-0b0a-4909-8807-060504030201", "not-a-guid"):
+        response = graph_get(entryway, f"{SIGN_INS}/{ref}", token)
+        assert response.status_code == 404, (ref, response.text)
+        assert response.json()["error"]["code"] == "ResourceNotFound"
+
+
+def cli_signins(instance: Instance, *args: str) -> Result:
+    instance.runtime.sign_in_log.flush()
+    return CliRunner().invoke(cli, ["signins", *args, "--data-dir", str(instance.settings.data_dir)])
+
+
+def test_cli_lists_and_shows_sign_ins(entryway: Instance, stepup: Stepup) -> None:
+    blocked_and_report_only_sign_ins(entryway)
+    listed = cli_signins(
+        entryway, "list", "--tenant", "stepup.test", "--user", "bea@stepup.test", "--failures"
+    )
+    assert listed.exit_code == 0, listed.output
+    line = listed.output.splitlines()[0].split("\t")
+    assert line[1] == "AADSTS53003"
+    assert line[2] == "bea@stepup.test"
+    assert line[5] == "127.0.0.1"
+    assert line[6] == "failure"
+    assert line[7] == "interactive/interactive"
+
+    as_json = cli_signins(entryway, "list", "--user", "remy@stepup.test", "--app", AZURE_CLI.app_id, "--json")
+    assert as_json.exit_code == 0, as_json.output
+    entries = [json.loads(text) for text in as_json.output.splitlines()]
+    assert entries
+    assert {e["appId"] for e in entries} == {AZURE_CLI.app_id}
+    interactive = next(e for e in entries if e["isInteractive"])
+    assert {p["result"] for p in interactive["appliedConditionalAccessPolicies"]} >= {"reportOnlyInterrupted"}
+
+    shown = cli_signins(entryway, "show", line[8])
+    assert shown.exit_code == 0, shown.output
+    entry = json.loads(shown.output)
+    assert entry["status"]["errorCode"] == 53003
+    assert any(
+        p["id"] == stepup.policy_ids["block"] and p["result"] == "failure"
+        for p in entry["appliedConditionalAccessPolicies"]
+    )
+
+    limited = cli_signins(entryway, "list", "--tenant", "stepup.test", "--limit", "1")
+    assert limited.exit_code == 0, limited.output
+    assert len(limited.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("list", "--limit", "0"), "--limit must be between 1 and 1000"),
+        (("list", "--limit", "1001"), "--limit must be between 1 and 1000"),
+        (("list", "--tenant", "nowhere.test"), "no tenant 'nowhere.test'"),
+        (("list", "--app", "signin-tool"), "--app must be an application (client) id"),
+        (("list", "--user", "bea"), "--user must be a user principal name"),
+        (("show", "not-a-guid"), "'not-a-guid' is not a sign-in id"),
+        (
+            ("show", "0f0e0d0c-0b0a-4909-8807-060504030201"),
+            "no sign-in '0f0e0d0c-0b0a-4909-8807-060504030201'",
+        ),
+    ],
+)
+def test_cli_bad_input_is_refused_and_writes_nothing(
+    entryway: Instance, stepup: Stepup, args: tuple[str, ...], message: str
+) -> None:
+    before = _counts(entryway)
+    result = cli_signins(entryway, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert _counts(entryway) == before

@@ -1275,6 +1275,7 @@ def keys_list(data_dir: DataDir, purpose: PurposeOpt = "identity") -> None:
 
 
 import entryway.cli.audit  # noqa: E402, F401  (registers `entryway audit` on `app`)
+from entryway.cli import conditional_access as _conditional_access  # noqa: E402, F401  (registers `entryway ca`)
 from entryway.cli import connections as _connections  # noqa: E402, F401  (registers `entryway serviceconnection`)
 from entryway.cli import git_setup as _git_setup  # noqa: E402, F401  (registers `entryway git setup`)
 from entryway.cli import groups as _groups  # noqa: E402, F401  (registers `entryway group`, `entryway user role`)
@@ -1284,6 +1285,7 @@ from entryway.cli import notifications as _notifications  # noqa: E402, F401  (r
 from entryway.cli import pat_policies as _pat_policies  # noqa: E402, F401  (registers `entryway pats policy`)
 from entryway.cli import pats  # noqa: E402, F401  (registers `entryway pats` on `app`)
 from entryway.cli import pipelines as _pipelines  # noqa: E402, F401  (registers `entryway pipelines`)
+from entryway.cli import signins as _signins  # noqa: E402, F401  (registers `entryway signins`)
 
 
 def main() -> None:

@@ -20,13 +20,16 @@ from sqlalchemy.orm import Session
 
 from entryway.identity.directory.cae_outbox import CaeEventKind, publish_event
 from entryway.identity.directory.groups import parse_role
-from entryway.identity.directory.reads import policy_set_from_rows
+from entryway.identity.directory.reads import SqlDirectory, policy_set_from_rows
 from entryway.identity.directory.service import DirectoryError
+from entryway.identity.policy.evaluate import SignInContext, Subject, evaluate, parse_address
 from entryway.identity.policy.model import (
     ALL,
     ALL_TRUSTED,
     NONE,
     SERVICE_PRINCIPALS_IN_MY_TENANT,
+    ClientAppType,
+    DevicePlatform,
     NamedLocation,
     Policy,
     PolicyInvalid,
@@ -379,6 +382,91 @@ class ConditionalAccessService:
             payload=payload,
         )
 
+    # --- what-if ----------------------------------------------------------------------------------------
+
+    def what_if(
+        self,
+        tenant_id: str,
+        *,
+        user: str | None,
+        service_principal: str | None,
+        app: str,
+        ip: str,
+        client_app_type: str = "browser",
+        platform: str = "unknownFutureValue",
+        mfa_done: bool = False,
+    ) -> dict[str, Any]:
+        """Entra's what-if tool: every policy's outcome for a sign-in described by names, with the reasons,
+        and the overall decision of the enabled ones. The sign-in is taken as happening now, with fresh
+        credentials (sign-in frequency is met)."""
+        if (user is None) == (service_principal is None):
+            raise ConditionalAccessError("name exactly one of a user (--user) or a service principal")
+        names = ShortForm(self._session, tenant_id)
+        directory = SqlDirectory(self._session.connection())
+        if user is not None:
+            found = directory.find_user_by_upn(user)
+            if found is None or found.tenant_id != tenant_id:
+                raise ConditionalAccessError(f"no user '{user}' in the tenant", status=404)
+            memberships = directory.find_memberships(tenant_id, found.object_id)
+            subject = Subject(
+                "user", found.object_id, memberships.groups, memberships.roles, found.user_principal_name
+            )
+        else:
+            assert service_principal is not None
+            sp_id = names.service_principal(service_principal)
+            subject = Subject("servicePrincipal", sp_id, display=service_principal)
+        resource = names.application(app)
+        try:
+            app_type = ClientAppType(client_app_type)
+            device = DevicePlatform(platform)
+        except ValueError as exc:
+            raise ConditionalAccessError(str(exc)) from None
+        if parse_address(ip) is None:
+            raise ConditionalAccessError(f"'{ip}' is not an IP address", field="ip")
+        if app_type is ClientAppType.ALL or device is DevicePlatform.ALL:
+            raise ConditionalAccessError("a sign-in has one client app type and one platform, not 'all'")
+        now = self._clock.timestamp()
+        ctx = SignInContext(
+            resource_app_id=resource,
+            client_app_id="",
+            ip=ip,
+            client_app_type=app_type,
+            platform=device,
+            interactive=True,
+            amr=("pwd", "mfa") if mfa_done else ("pwd",),
+            auth_time=now,
+            now=now,
+        )
+        policies = self.policy_set(tenant_id)
+        decision = evaluate(policies, subject, ctx)
+        states = {p.id: p.state.value for p in policies.policies}
+        if decision.block:
+            overall = "blocked"
+        elif decision.mfa_required:
+            overall = "mfa required"
+        elif decision.reauthenticate:
+            overall = "sign in again"
+        else:
+            overall = "allowed"
+        return {
+            "policies": [
+                {
+                    **o.to_graph(),
+                    "state": states.get(o.policy_id, ""),
+                    "applies": o.applied,
+                    "reasons": list(o.reasons),
+                }
+                for o in decision.outcomes
+            ],
+            "decision": {
+                "outcome": overall,
+                "block": decision.block,
+                "mfaRequired": decision.mfa_required,
+                "reauthenticate": decision.reauthenticate,
+                "conditionalAccessStatus": decision.status,
+            },
+        }
+
     # --- the short form -------------------------------------------------------------------------------
 
     def expand_policy(
@@ -503,12 +591,16 @@ class ShortForm:
         ):
             if key in data:
                 users[graph_key] = [resolve(v) for v in self._list(data, key)]
+        if users and workload:
+            raise ConditionalAccessError("a policy for service principals names no users", field="users")
+        if (
+            not workload
+            and not partial
+            and not {"includeUsers", "includeGroups", "includeRoles"} & set(users)
+        ):
+            users["includeUsers"] = [ALL]  # only exclusions given (or nothing): everyone else
         if users:
-            if workload:
-                raise ConditionalAccessError("a policy for service principals names no users", field="users")
             conditions["users"] = users
-        elif not partial and not workload:
-            conditions["users"] = {"includeUsers": [ALL]}
         return conditions
 
     def _applications(self, data: Mapping[str, Any], partial: bool) -> dict[str, Any]:
@@ -605,6 +697,18 @@ class ShortForm:
                 ApplicationRow.display_name == ref,
             )
         ).first()
+
+    def application(self, ref: str) -> str:
+        """A target resource's app id, from its app id, name or identifier URI."""
+        if ref.lower() in ("all", "none"):
+            raise ConditionalAccessError("name one application", field="app")
+        return self._app(ref)
+
+    def service_principal(self, ref: str) -> str:
+        """A service principal's object id, from it, its app id or its app's name."""
+        if ref.lower() in ("all", SERVICE_PRINCIPALS_IN_MY_TENANT.lower()):
+            raise ConditionalAccessError("name one service principal", field="service_principal")
+        return self._sp(ref)
 
     def _app(self, ref: str) -> str:
         if ref.lower() in ("all", "none"):

@@ -40,6 +40,7 @@ from entryway.identity.web.device_flow import device_flow_routes
 from entryway.identity.web.external_issuers import ExternalIssuers, is_https_url, usable_keys
 from entryway.identity.web.graph import STATE_KEY as GRAPH_STATE_KEY
 from entryway.identity.web.graph import conditional_access_routes
+from entryway.identity.web.graph_signins import sign_in_log_routes
 from entryway.identity.web.signin import signin_routes
 from entryway.keys.signer import KeyringSigner, KeyringVerifier
 from entryway.kit.ids import parse_guid
@@ -205,6 +206,7 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
         *device_flow_routes(ctx, edge),
         *signin_routes(ctx),
         *conditional_access_routes(ctx),
+        *sign_in_log_routes(ctx),
     ]
 
     @asynccontextmanager

@@ -22,6 +22,7 @@ from tests.conftest import (
     CONTOSO_TENANT,
     NORTHWIND_TENANT,
     Instance,
+    SignInUser,
     complete_device_login,
 )
 
@@ -44,7 +45,9 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def device_login(entryway: Instance, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def device_login(
+    entryway: Instance, env: dict[str, str], *args: str, user: SignInUser = ADA
+) -> subprocess.CompletedProcess[str]:
     process = subprocess.Popen(
         [*ENTRYWAY, "login", "--device-code", *args],
         env=env,
@@ -57,7 +60,7 @@ def device_login(entryway: Instance, env: dict[str, str], *args: str) -> subproc
     match = re.search(r"enter the code (\S+)", message)
     assert match, message
     assert f"{entryway.identity}/devicelogin" in message
-    complete_device_login(entryway, match.group(1), ADA)
+    complete_device_login(entryway, match.group(1), user)
     stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, message + stderr)
 

@@ -12,12 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from entryway.client import jwt_claims
-from entryway.config.declarative import apply_config
+from tests.client.clienttools import CT_BOT_ID, CT_TENANT, with_clienttools
 from tests.client.test_login_cli import client_env, run
 from tests.conftest import (
     Instance,
@@ -28,33 +27,12 @@ from tests.conftest import (
     register_federated_credential,
 )
 
-CT_TENANT = "c1e70015-8d0c-4a1b-9e2f-3a4b5c6d7e81"
-CT_BOT_ID = "c1e70015-0b07-4a1b-9e2f-3a4b5c6d7e82"
-CT_BOT_SECRET = "clienttools-bot-secret-0123456789abcdefgh"
-CT_ORG = "clienttools"
-CT_CONFIG = f"""\
-tenants:
-  - id: {CT_TENANT}
-    domains: [clienttools.test]
-    apps:
-      - name: clienttools-bot
-        client_id: {CT_BOT_ID}
-        secrets:
-          - value: "{CT_BOT_SECRET}"
-organizations:
-  - name: {CT_ORG}
-    tenant: clienttools.test
-    members:
-      - app: clienttools-bot
-        access: basic
-"""
 PASSWORD = "Pfx-And-Pem-Password-0042"
 
 
 @pytest.fixture(scope="module")
 def clienttools(entryway: Instance) -> Instance:
-    apply_config(entryway.runtime, yaml.safe_load(CT_CONFIG), source="clienttools")
-    return entryway
+    return with_clienttools(entryway)
 
 
 @pytest.fixture(scope="module")

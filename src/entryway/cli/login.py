@@ -50,6 +50,13 @@ def login(
             "--device-code", "--use-device-code", help="Sign in on another device: prints a code to enter."
         ),
     ] = False,
+    claims_challenge: Annotated[
+        str | None,
+        typer.Option(
+            "--claims-challenge",
+            help="A resource's claims challenge (base64) that `entryway token` says needs a fresh sign-in.",
+        ),
+    ] = None,
     timeout: Annotated[
         float,
         typer.Option("--timeout", min=1, help="Seconds to wait for the browser sign-in to finish."),
@@ -117,8 +124,11 @@ def login(
         password_env=password_env,
         selectors=selectors,
     )
+    if problem is None and claims_challenge is not None and (identity or service_principal):
+        problem = "--claims-challenge goes with a person's sign-in (the browser or --device-code)"
     if problem:
         raise _exit_with(problem)
+    claims = _claims_option(claims_challenge)
     try:
         client = _client(authority, tenant)
         if identity:
@@ -155,10 +165,10 @@ def login(
     except NeedsLogin as exc:
         raise _exit_with(str(exc)) from exc
     if not device_code:
-        _browser_login(client, tenant, timeout)
+        _browser_login(client, tenant, timeout, claims)
         return
     msal_app = client.app()
-    flow = msal_app.initiate_device_flow(scopes=[DEVOPS_SCOPE])
+    flow = msal_app.initiate_device_flow(scopes=[DEVOPS_SCOPE], claims_challenge=claims)
     if "user_code" not in flow:
         raise _exit_with(
             f"the identity platform refused to start the device code flow ({describe_error(flow)})"
@@ -170,6 +180,17 @@ def login(
     result = msal_app.acquire_token_by_device_flow(flow)
     client.save()
     _print_signed_in(client, result)
+
+
+def _claims_option(value: str | None) -> str | None:
+    from entryway.client import decode_claims_challenge
+
+    if value is None:
+        return None
+    try:
+        return decode_claims_challenge(value)
+    except ValueError as exc:
+        raise _exit_with(f"--claims-challenge: {exc}") from exc
 
 
 def _login_options_problem(
@@ -229,7 +250,7 @@ def _print_json(value: dict[str, Any]) -> None:
     typer.echo(json.dumps(value, indent=2))
 
 
-def _browser_login(client: Any, tenant: str | None, timeout: float) -> None:
+def _browser_login(client: Any, tenant: str | None, timeout: float, claims: str | None) -> None:
     """`az login`'s default: the browser opens the sign-in page; msal's loopback listener takes the answer."""
     from entryway.client import DEVOPS_SCOPE
 
@@ -247,7 +268,12 @@ def _browser_login(client: Any, tenant: str | None, timeout: float) -> None:
         typer.echo(f"No web browser could be opened; open this address on this machine: {url}", err=True)
 
     result = client.login_interactive(
-        [DEVOPS_SCOPE], tenant=tenant, timeout=timeout, on_browser=opening, on_no_browser=no_browser
+        [DEVOPS_SCOPE],
+        tenant=tenant,
+        claims=claims,
+        timeout=timeout,
+        on_browser=opening,
+        on_no_browser=no_browser,
     )
     _print_signed_in(client, result)
 
@@ -282,6 +308,13 @@ def token(
         str | None, typer.Option("--query", help="One field of the output, e.g. accessToken.")
     ] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="json or tsv.")] = "json",
+    claims_challenge: Annotated[
+        str | None,
+        typer.Option(
+            "--claims-challenge",
+            help="The claims of a resource's challenge (base64, as in WWW-Authenticate): refreshes with them.",
+        ),
+    ] = None,
     min_remaining: Annotated[
         int,
         typer.Option(
@@ -297,12 +330,18 @@ def token(
     scopes = [scope or f"{(resource or DEVOPS_RESOURCE).rstrip('/')}/.default"]
     if output not in ("json", "tsv"):
         raise _exit_with(f"--output must be json or tsv, not '{output}'")
+    claims = _claims_option(claims_challenge)
     try:
         access = _client(authority, None).acquire_silent(
-            scopes, tenant=tenant, min_remaining=timedelta(seconds=min_remaining)
+            scopes, tenant=tenant, claims=claims, min_remaining=timedelta(seconds=min_remaining)
         )
     except NeedsLogin as exc:
-        raise _exit_with(str(exc)) from exc
+        message = str(exc)
+        if claims_challenge is not None and "entryway login" in message:
+            message += (
+                f" Pass the challenge on: `entryway login --claims-challenge {claims_challenge.strip()}`."
+            )
+        raise _exit_with(message) from exc
     fields: dict[str, Any] = {
         "accessToken": access.token,
         "expiresOn": datetime.fromtimestamp(access.expires_on, UTC)

@@ -211,6 +211,26 @@ def advice_for(result: Mapping[str, Any], default: str) -> str:
     return next((_ADVICE[code] for code in error_codes(result) if code in _ADVICE), default)
 
 
+def decode_claims_challenge(value: str) -> str:
+    """A claims challenge as a resource sends it (`claims="<base64 JSON>"` in WWW-Authenticate, and as
+    `az login --claims-challenge` takes it; standard or URL-safe base64, padding optional) or as plain JSON ->
+    the JSON text msal passes on. ValueError naming what is wrong."""
+    text = value.strip()
+    if not text.startswith("{"):
+        encoded = text.replace("-", "+").replace("_", "/")
+        try:
+            text = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError("the claims challenge is not base64 (nor JSON)") from exc
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise ValueError("the claims challenge is not JSON once decoded") from exc
+    if not isinstance(parsed, dict) or not parsed:
+        raise ValueError("the claims challenge is not a JSON object with claims in it")
+    return json.dumps(parsed, separators=(",", ":"))
+
+
 def describe_error(result: Mapping[str, Any]) -> str:
     error = str(result.get("error") or "error")
     description = str(result.get("error_description") or "").strip()

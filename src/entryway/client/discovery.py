@@ -20,6 +20,7 @@ import requests
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 CACHE_FILE = "git-authorities.json"
+REFRESH_FILE = "git-refresh.json"
 HEAD_TIMEOUT_SECONDS = 10
 
 # GCM's pattern (AzureReposHostProvider): the value after authorization_uri=, quoted or not.
@@ -206,3 +207,26 @@ class AuthorityCache:
             return False
         self._write(data)
         return True
+
+
+class RefreshMarks(AuthorityCache):
+    """Organizations whose token the service refused (git ran `erase` after a 401): the next `get` for them
+    refreshes instead of answering the cached token again. git 2.39 sends no `wwwauth[]`, so a continuous
+    access evaluation challenge reaches the helper only as this `erase`. One small 0600 JSON file."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.path = cache_dir / REFRESH_FILE
+
+    def mark(self, organization: Organization) -> None:
+        data = self._read()
+        if organization.key not in data:
+            data[organization.key] = "refresh"
+            self._write(data)
+
+    def is_marked(self, organization: Organization) -> bool:
+        return organization.key in self._read()
+
+    def clear(self, organization: Organization) -> None:
+        data = self._read()
+        if data.pop(organization.key, None) is not None:
+            self._write(data)

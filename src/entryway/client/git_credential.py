@@ -22,6 +22,7 @@ from entryway.client.discovery import (
     AuthorityCache,
     DiscoveryError,
     Organization,
+    RefreshMarks,
     authority_from_wwwauth,
     claims_from_wwwauth,
     discover_authority,
@@ -161,19 +162,27 @@ def answer_get(request: CredentialRequest, organization: Organization, environ: 
         )
     except DiscoveryError as exc:
         raise HelperError(str(exc)) from exc
-    return _signed_in_answer(authority, settings, claims)
+    return _signed_in_answer(authority, organization, settings, claims)
 
 
-def _signed_in_answer(authority: Authority, settings: ClientSettings, claims: str | None) -> str:
+def _signed_in_answer(
+    authority: Authority, organization: Organization, settings: ClientSettings, claims: str | None
+) -> str:
     """The signed-in user's token for the organization's tenant, from `entryway login`'s cache, refreshed when
-    less than five minutes are left (so a long clone never starts with a dying token), or asked again with the
-    claims of the service's claims challenge."""
+    less than five minutes are left (so a long clone never starts with a dying token), asked again with the
+    claims of the service's claims challenge, or refreshed because the service refused the last one (erase)."""
+    marks = RefreshMarks(settings.cache_dir)
+    force = marks.is_marked(organization)
     try:
-        token = TokenClient(settings).acquire_silent([DEVOPS_SCOPE], tenant=authority.tenant, claims=claims)
+        token = TokenClient(settings).acquire_silent(
+            [DEVOPS_SCOPE], tenant=authority.tenant, claims=claims, force_refresh=force
+        )
     except NeedsLogin as exc:
         raise HelperError(
             f"{exc} (or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal)"
         ) from exc
+    if force:
+        marks.clear(organization)
     return format_answer(
         {"username": token.username, "password": token.token, "password_expiry_utc": str(token.expires_on)}
     )
@@ -320,7 +329,9 @@ def run(
         if operation == "get":
             stdout.write(answer_get(request, organization, environ))
         elif operation == "erase":
-            AuthorityCache(ClientSettings.from_env(environ).cache_dir).drop(organization)
+            cache_dir = ClientSettings.from_env(environ).cache_dir
+            AuthorityCache(cache_dir).drop(organization)
+            RefreshMarks(cache_dir).mark(organization)
         # store: nothing is kept; the token is asked for again on every get.
     except HelperError as exc:
         stderr.write(f"git-credential-entryway: {exc}\n")

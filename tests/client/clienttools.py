@@ -1,0 +1,44 @@
+"""This directory's own tenant, clienttools.test, on the shared server (the contract's rule: no Conditional
+Access policies on the shared tenants): an app, a person, and an organization both belong to."""
+
+from __future__ import annotations
+
+import yaml
+
+from entryway.config.declarative import apply_config
+from tests.conftest import Instance, SignInUser
+
+CASEY = SignInUser("casey@clienttools.test", "Casey-Uses-Tools-0042", "Casey Client", mfa=False)
+CT_TENANT = "c1e70015-8d0c-4a1b-9e2f-3a4b5c6d7e81"
+CT_BOT_ID = "c1e70015-0b07-4a1b-9e2f-3a4b5c6d7e82"
+CT_BOT_SECRET = "clienttools-bot-secret-0123456789abcdefgh"
+CT_ORG = "clienttools"
+CT_CONFIG = f"""\
+tenants:
+  - id: {CT_TENANT}
+    domains: [clienttools.test]
+    apps:
+      - name: clienttools-bot
+        client_id: {CT_BOT_ID}
+        secrets:
+          - value: "{CT_BOT_SECRET}"
+    users:
+      - upn: casey@clienttools.test
+        password: "{CASEY.password}"
+        display_name: Casey Client
+        mfa_required: false
+organizations:
+  - name: {CT_ORG}
+    tenant: clienttools.test
+    members:
+      - app: clienttools-bot
+        access: basic
+      - user: casey@clienttools.test
+        access: basic
+"""
+
+
+def with_clienttools(instance: Instance) -> Instance:
+    """Apply the tenant (declarative: applying it again changes nothing)."""
+    apply_config(instance.runtime, yaml.safe_load(CT_CONFIG), source="clienttools")
+    return instance

@@ -731,7 +731,9 @@ def test_cli_lists_and_shows_sign_ins(entryway: Instance, stepup: Stepup) -> Non
     assert line[2] == "bea@stepup.test"
     assert line[5] == "127.0.0.1"
     assert line[6] == "failure"
-    assert line[7] == "interactive/interactive"
+    assert line[3] == "Microsoft Azure CLI"
+    assert line[4] == "Azure DevOps"
+    assert line[7] == "interactive"
 
     as_json = cli_signins(entryway, "list", "--user", "remy@stepup.test", "--app", AZURE_CLI.app_id, "--json")
     assert as_json.exit_code == 0, as_json.output

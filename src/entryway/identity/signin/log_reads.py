@@ -150,7 +150,11 @@ def summary_fields(row: SignInLogRow) -> Sequence[str]:
         row.ip_address or "-",
         row.conditional_access_status,
         ("interactive" if row.is_interactive else "non-interactive")
-        + (f"/{row.authentication_protocol}" if row.authentication_protocol else ""),
+        + (
+            f"/{row.authentication_protocol}"
+            if row.authentication_protocol not in {"", "interactive"}
+            else ""
+        ),
         row.id,
     )
 

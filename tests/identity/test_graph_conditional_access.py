@@ -23,6 +23,7 @@ ADMIN = ("admin@policyadmin.test", "Ca-Admin-Writes-0042")
 READER = ("reader@policyadmin.test", "Security-Reads-0042")
 GLOBAL = ("global@policyadmin.test", "Global-Admin-0042")
 PLAIN = ("plain@policyadmin.test", "Plain-User-0042")
+LEAVER = ("leaver@policyadmin.test", "Leaves-Soon-0042")
 WRITER_BOT = ("6d2e8f4a-1b3c-4d5e-9f6a-7b8c9d0e1f2a", "policy-writer-secret-0123456789abcdefghij")
 READER_BOT = ("7e3f9a5b-2c4d-4e6f-8a7b-8c9d0e1f2a3b", "policy-reader-secret-0123456789abcdefghij")
 PLAIN_BOT = ("8f4a0b6c-3d5e-4f7a-9b8c-9d0e1f2a3b4c", "plain-bot-secret-0123456789abcdefghijklm")
@@ -38,6 +39,7 @@ tenants:
       - {{upn: {READER[0]}, password: "{READER[1]}", display_name: Reader, roles: [Security Reader]}}
       - {{upn: {GLOBAL[0]}, password: "{GLOBAL[1]}", display_name: Global, roles: [Global Administrator]}}
       - {{upn: {PLAIN[0]}, password: "{PLAIN[1]}", display_name: Plain}}
+      - {{upn: {LEAVER[0]}, password: "{LEAVER[1]}", display_name: Leaver, roles: [Conditional Access Administrator]}}
     apps:
       - name: policy-writer
         client_id: {WRITER_BOT[0]}
@@ -63,6 +65,7 @@ class Tokens:
     reader_bot: str
     plain_bot: str
     devops: str
+    leaver: str
 
 
 def _user_token(instance: Instance, user: tuple[str, str], scope: str = GRAPH_SCOPE) -> str:
@@ -104,6 +107,7 @@ def tokens(entryway: Instance) -> Tokens:
         reader_bot=_app_token(entryway, READER_BOT),
         plain_bot=_app_token(entryway, PLAIN_BOT),
         devops=_user_token(entryway, ADMIN, DEVOPS_SCOPE),
+        leaver=_user_token(entryway, LEAVER),
     )
 
 
@@ -428,3 +432,23 @@ def test_another_tenants_objects_are_not_found(entryway: Instance, tokens: Token
     contoso_admin_cannot = graph(entryway, "GET", f"namedLocations/{location_id}", tokens.admin)
     assert contoso_admin_cannot.status_code == 200  # same tenant: found
     assert graph(entryway, "DELETE", f"namedLocations/{location_id}", tokens.admin).status_code == 204
+
+
+def test_a_disabled_or_demoted_user_loses_access_at_once(entryway: Instance, tokens: Tokens) -> None:
+    """The directory is read at every call: the token still looks fine, the user no longer is."""
+    from entryway.identity.directory.groups import GroupService
+    from entryway.identity.directory.service import DirectoryService
+
+    assert graph(entryway, "GET", "policies", tokens.leaver).status_code == 200
+    runtime = entryway.runtime
+    with runtime.db.unit_of_work() as session:
+        directory = DirectoryService(session, runtime.clock, runtime.digester)
+        user = directory.get_user(LEAVER[0])
+        GroupService(session, runtime.clock).remove_role(
+            directory.find_tenant(TENANT), user, "Conditional Access Administrator"
+        )
+    expect_error(graph(entryway, "GET", "policies", tokens.leaver), 403, "Authorization_RequestDenied")
+    with runtime.db.unit_of_work() as session:
+        directory = DirectoryService(session, runtime.clock, runtime.digester)
+        directory.set_account_enabled(directory.get_user(LEAVER[0]), False)
+    expect_error(graph(entryway, "GET", "policies", tokens.leaver), 401, "InvalidAuthenticationToken")

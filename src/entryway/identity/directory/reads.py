@@ -8,6 +8,7 @@ times what SQLite takes to answer it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -135,6 +136,7 @@ _USER = select(
     UserRow.account_enabled,
     UserRow.mfa_required,
     TenantRow.mfa_required_default,
+    UserRow.totp_enrolled_at,
 ).join(TenantRow, TenantRow.id == UserRow.tenant_id)
 _USER_BY_ID = _USER.where(
     UserRow.object_id == bindparam("object_id"), UserRow.tenant_id == bindparam("tenant_id")
@@ -283,6 +285,8 @@ def policy_set_from_rows(
     return PolicySet(policies, locations)
 
 
-def _user(row: Row[str, str, str, str, bool, bool | None, bool]) -> User:
+def _user(row: Row[str, str, str, str, bool, bool | None, bool, datetime | None]) -> User:
     mfa_required = bool(row[6]) if row[5] is None else bool(row[5])
-    return User(row[0], row[1], row[2], row[3], bool(row[4]), mfa_required)
+    return User(
+        row[0], row[1], row[2], row[3], bool(row[4]), mfa_required, has_authenticator=row[7] is not None
+    )

@@ -82,6 +82,8 @@ class User:
     display_name: str
     account_enabled: bool
     mfa_required: bool  # resolved: the user's own setting, else the tenant's default
+    # An authenticator (TOTP) is enrolled: MFA can be asked for (AADSTS50076) rather than enrolment (50079).
+    has_authenticator: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from entryway.identity.directory.first_party import FIRST_PARTY_APPS
 from entryway.identity.protocol.claims import (
     CLIENT_AUTH_PUBLIC,
     AppOnlySubject,
@@ -28,11 +29,23 @@ from entryway.identity.protocol.client_assertion import (
     AssertionReplayPort,
     IssuerKeys,
     token_endpoint_audiences,
+    unverified_issuer,
 )
 from entryway.identity.protocol.client_auth import (
     AuthenticatedClient,
     authenticate_client,
     read_client_credential,
+)
+from entryway.identity.protocol.conditional_access import (
+    FEDERATED_ASSERTION,
+    MICROSOFT_GRAPH_APP_ID,
+    MICROSOFT_GRAPH_NAME,
+    PROTOCOLS,
+    EvaluationInput,
+    IssuanceTrail,
+    client_app_type,
+    evaluate_issuance,
+    refusal,
 )
 from entryway.identity.protocol.errors import (
     CLAIMS_NEED_FRESH_SIGN_IN,
@@ -49,7 +62,7 @@ from entryway.identity.protocol.errors import (
     OAuthError,
     format_timestamp,
 )
-from entryway.identity.protocol.model import DirectoryPort, Tenant
+from entryway.identity.protocol.model import DirectoryPort, Resource, Tenant
 from entryway.identity.protocol.requests import TokenRequest
 from entryway.identity.protocol.scopes import split_scope
 from entryway.identity.protocol.sign_ins import SignIn, SignInPort
@@ -64,6 +77,9 @@ TENANT_INDEPENDENT = frozenset({"common", "organizations", "consumers"})
 # https://learn.microsoft.com/entra/identity/conditional-access/concept-continuous-access-evaluation
 CAE_TOKEN_LIFETIME_SECONDS = 24 * 3600
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
+
+
+_FIRST_PARTY_IDS = frozenset(app.app_id for app in FIRST_PARTY_APPS)
 
 
 class PolicyRefusal(OAuthError):
@@ -117,6 +133,9 @@ class GrantOutcome:
     acting_app_id: str | None = None
     # A lifetime of the grant's own instead of the tenant's access token lifetime.
     lifetime: int | None = None
+    # The resource application the token is for (Conditional Access targets it; the sign-in log names it);
+    # None for a token asked only with OpenID Connect scopes (Entra evaluates those against Microsoft Graph).
+    resource: Resource | None = None
 
 
 class Grant(Protocol):
@@ -191,10 +210,15 @@ class TokenEndpoint:
         *,
         replay: AssertionReplayPort | None = None,
         issuer_keys: IssuerKeys | None = None,
+        trail: IssuanceTrail | None = None,
     ) -> dict[str, Any]:
         """`replay` records certificate assertions' `jti`; `issuer_keys` are the keys of the external issuer a
-        federated assertion names, fetched by the caller (the pipeline does no I/O)."""
+        federated assertion names, fetched by the caller (the pipeline does no I/O). `trail` collects what the
+        request turned out to be about, for the sign-in log, whether the token is issued or refused."""
+        trail = trail if trail is not None else IssuanceTrail()
         grant_type = request.require("grant_type")
+        trail.grant_type = grant_type
+        trail.protocol = PROTOCOLS.get(grant_type, "")
         grant = self._grants.get(grant_type)
         if grant is None:
             kind = UNSUPPORTED_GRANT_TYPE if request.endpoint_version == 2 else UNSUPPORTED_GRANT_TYPE_V1
@@ -207,12 +231,20 @@ class TokenEndpoint:
         validate_tenant_ref(request.tenant_ref)
         hint = grant.tenant_hint(request, sign_ins, directory)
         tenant = resolve_tenant(directory, request.tenant_ref, hint=hint)
+        trail.tenant_id = tenant.id
+        trail.app_only = not grant.issues_user_tokens
         client_id = parse_guid(credential.client_id)
         if client_id is None:
             raise OAuthError(INVALID_CLIENT_ID, client_id=credential.client_id)
         client = directory.find_client(tenant.id, client_id)
         if client is None:
             raise OAuthError(CLIENT_NOT_FOUND, client_id=client_id, directory=tenant.display_name)
+        trail.client_app_id, trail.client_display_name = client.app_id, client.display_name
+        if credential.assertion is not None and unverified_issuer(credential.assertion) not in {
+            None,
+            client.app_id,
+        }:
+            trail.protocol = FEDERATED_ASSERTION
 
         now = self._clock.timestamp()
         if not credential.presented and client.public_client and grant.allows_public_clients:
@@ -237,8 +269,15 @@ class TokenEndpoint:
 
         context = GrantContext(request, tenant, authenticated, directory, sign_ins, now, self.pairwise_sub)
         outcome = grant.authorize(context)
+        self._note_outcome(trail, outcome)
         check_claims_satisfied(claims_request, outcome.sign_in)
-        cae = claims_request.cae_capable
+        self._enforce_conditional_access(context, outcome, claims_request, trail)
+        return self._issue(context, outcome, cae=claims_request.cae_capable)
+
+    def _issue(self, ctx: GrantContext, outcome: GrantOutcome, *, cae: bool) -> dict[str, Any]:
+        """The access token and the response: v1 or v2 shape, with the user tokens for user grants."""
+        tenant, client, request = ctx.tenant, ctx.client.client, ctx.request
+        now, sign_ins = ctx.now, ctx.sign_ins
         default_lifetime = CAE_TOKEN_LIFETIME_SECONDS if cae else tenant.access_token_lifetime_seconds
         lifetime = outcome.lifetime or default_lifetime
         subject = outcome.subject
@@ -248,7 +287,7 @@ class TokenEndpoint:
             audience=outcome.audience,
             version=outcome.access_token_version,
             client_app_id=outcome.acting_app_id or client.app_id,
-            client_auth_method=authenticated.method,
+            client_auth_method=ctx.client.method,
             subject=subject,
             now=int(now),
             lifetime=lifetime,
@@ -287,6 +326,75 @@ class TokenEndpoint:
                 )
             )
         return body
+
+    @staticmethod
+    def _note_outcome(trail: IssuanceTrail, outcome: GrantOutcome) -> None:
+        resource = outcome.resource
+        trail.resource_app_id = MICROSOFT_GRAPH_APP_ID if resource is None else resource.app_id
+        trail.resource_display_name = MICROSOFT_GRAPH_NAME if resource is None else resource.display_name
+        subject = outcome.subject
+        if isinstance(subject, UserSubject):
+            trail.user_id, trail.user_principal_name = subject.object_id, subject.user_principal_name
+            trail.amr = subject.amr
+        else:
+            trail.service_principal_id = subject.service_principal_id
+
+    def _enforce_conditional_access(
+        self, ctx: GrantContext, outcome: GrantOutcome, claims_request: ClaimsRequest, trail: IssuanceTrail
+    ) -> None:
+        """Conditional Access once the grant has decided the subject and the resource (identity/protocol/
+        conditional_access.py). Locations are checked at the client's address and, when a claims challenge
+        names the address the resource saw (`xms_rp_ipaddr`), at that one too."""
+        client = ctx.client.client
+        subject = outcome.subject
+        app_only = isinstance(subject, AppOnlySubject)
+        kind = client_app_type(public_client=ctx.client.method == CLIENT_AUTH_PUBLIC, app_only=app_only)
+        trail.client_app_type = kind.value
+        if app_only and (outcome.acting_app_id is not None or client.app_id in _FIRST_PARTY_IDS):
+            trail.notes.append("first-party application: not subject to workload identity policies")
+            return
+        policies = ctx.directory.find_policy_set(ctx.tenant.id)
+        if not policies.policies:
+            return
+        sign_in = outcome.sign_in
+        auth_time = None if sign_in is None else sign_in.auth_time.timestamp()
+        addresses = [ctx.request.client_address]
+        if claims_request.resource_ip is not None and claims_request.resource_ip not in addresses:
+            addresses.append(claims_request.resource_ip)
+        headers = {k.lower(): v for k, v in ctx.request.headers.items()}
+        decision, platform = evaluate_issuance(
+            policies,
+            EvaluationInput(
+                subject=subject,
+                resource_app_id=trail.resource_app_id,
+                client_app_id=outcome.acting_app_id or client.app_id,
+                client_app_type=kind,
+                user_agent=headers.get("user-agent"),
+                client_os=headers.get("x-client-os"),
+                addresses=tuple(addresses),
+                auth_time=auth_time,
+                now=ctx.now,
+                display=trail.user_principal_name or client.display_name,
+            ),
+        )
+        trail.decision, trail.platform = decision, platform.value
+        has_authenticator = False
+        if isinstance(subject, UserSubject) and decision.mfa_required:
+            user = ctx.directory.find_user(ctx.tenant.id, subject.object_id)
+            has_authenticator = user is not None and user.has_authenticator
+        error = refusal(
+            decision,
+            policies,
+            user_grant=not app_only,
+            refresh=trail.grant_type == "refresh_token",
+            on_behalf_of=trail.protocol == "onBehalfOf",
+            has_authenticator=has_authenticator,
+            resource=trail.resource_app_id,
+            auth_time=auth_time,
+            policy_error=PolicyRefusal,
+        )
+        if error is not None:
+            raise error
 
     def _user_tokens(
         self,

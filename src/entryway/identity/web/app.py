@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -13,7 +13,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from entryway.identity.directory.reads import SqlDirectory
+from entryway.identity.policy.evaluate import device_platform
 from entryway.identity.protocol.client_assertion import IssuerKeys, unverified_issuer, unverified_kid
+from entryway.identity.protocol.conditional_access import IssuanceTrail
 from entryway.identity.protocol.errors import (
     ENDPOINT_REQUIRES_POST,
     TENANT_NOT_FOUND_DISCOVERY,
@@ -34,6 +36,7 @@ from entryway.identity.protocol.pipeline import (
 from entryway.identity.protocol.requests import TokenRequest, UnreadableBody, parse_form
 from entryway.identity.signin.accounts import Accounts
 from entryway.identity.signin.ledger import Ledger
+from entryway.identity.signin.log import SignInRecord
 from entryway.identity.web import discovery
 from entryway.identity.web.context import NO_STORE, Edge, IdentityContext, log
 from entryway.identity.web.device_flow import device_flow_routes
@@ -72,8 +75,51 @@ def _rolling_back(fn: Callable[[SqlDirectory, Ledger], T]) -> Callable[[SqlDirec
     return run
 
 
+# The request headers the pipeline reads: the device platform for Conditional Access (MSAL sends x-client-os),
+# and the sign-in log's user agent.
+_PIPELINE_HEADERS = ("user-agent", "x-client-os", "x-client-sku", "x-client-ver")
+# Not sign-ins: a device polling before its user has approved (RFC 8628 section 3.5).
+_NOT_LOGGED = frozenset({70016})
+
+
+def sign_in_record(
+    trail: IssuanceTrail, request: TokenRequest, error: OAuthError | None, correlation_id: str
+) -> SignInRecord | None:
+    """The sign-in log's entry for one token request, issued or refused; None for a request that never
+    reached a tenant (an unknown tenant, an unreadable request: no directory's log to write to) and for a
+    device's polls before approval."""
+    if not trail.tenant_id or (error is not None and error.kind.code in _NOT_LOGGED):
+        return None
+    decision = trail.decision
+    headers = request.headers
+    platform = trail.platform or device_platform(headers.get("user-agent"), headers.get("x-client-os")).value
+    return SignInRecord(
+        tenant_id=trail.tenant_id,
+        principal_kind=trail.principal_kind,
+        is_interactive=trail.interactive,
+        app_id=trail.client_app_id,
+        ip_address=request.client_address,
+        error_code=0 if error is None else error.kind.code,
+        user_id=trail.user_id,
+        user_principal_name=trail.user_principal_name,
+        service_principal_id=trail.service_principal_id,
+        app_display_name=trail.client_display_name,
+        resource_id=trail.resource_app_id,
+        resource_display_name=trail.resource_display_name,
+        user_agent=headers.get("user-agent", ""),
+        client_app_used=trail.client_app_type,
+        device_platform=platform,
+        authentication_protocol=trail.protocol,
+        authentication_requirement=trail.authentication_requirement,
+        failure_reason="" if error is None else error.description,
+        conditional_access_status="notApplied" if decision is None else decision.status,
+        applied_policies=() if decision is None else tuple(o.to_graph() for o in decision.outcomes),
+        correlation_id=correlation_id,
+    )
+
+
 async def _handle_with_assertion(
-    endpoint: TokenEndpoint, edge: Edge, issuers: ExternalIssuers, request: TokenRequest
+    endpoint: TokenEndpoint, edge: Edge, issuers: ExternalIssuers, request: TokenRequest, trail: IssuanceTrail
 ) -> dict[str, Any]:
     """A client authenticating by assertion: its jti is recorded in a unit of work (and stays recorded when an
     error follows), and the keys of the external issuer a federated assertion names are fetched first, when a
@@ -98,7 +144,12 @@ async def _handle_with_assertion(
     return await edge.in_unit_of_work(
         _rolling_back(
             lambda d, ledger: endpoint.handle(
-                request, d, ledger if user_grant else None, replay=ledger, issuer_keys=issuer_keys
+                request,
+                d,
+                ledger if user_grant else None,
+                replay=ledger,
+                issuer_keys=issuer_keys,
+                trail=trail,
             )
         )
     )
@@ -111,6 +162,65 @@ def _is_own_issuer(origin: str, issuer: str) -> bool:
         return False
     tenant, sep, rest = issuer.removeprefix(prefix).partition("/")
     return bool(sep) and rest in {"v2.0", ""} and parse_guid(tenant) is not None
+
+
+def _token_handler(
+    ctx: IdentityContext, endpoint: TokenEndpoint, edge: Edge, external_issuers: ExternalIssuers
+) -> Callable[[Request], Awaitable[Response]]:
+    """The token route: the pipeline against the database, Entra's error shape, a sign-in log entry."""
+
+    def record(
+        trail: IssuanceTrail, token_request: TokenRequest, error: OAuthError | None, request: Request
+    ) -> None:
+        if ctx.sign_in_log is None:
+            return
+        entry = sign_in_record(trail, token_request, error, edge.correlation_id(request))
+        if entry is not None:
+            ctx.sign_in_log.record(entry)
+
+    async def token(request: Request) -> Response:
+        version: Any = 2 if request.url.path.endswith("/v2.0/token") else 1
+        trail = IssuanceTrail()
+        token_request = TokenRequest(
+            endpoint_version=version, tenant_ref=request.path_params["tenant"], params={}
+        )
+        try:
+            if request.method != "POST":
+                raise OAuthError(ENDPOINT_REQUIRES_POST, method=request.method)
+            try:
+                params = parse_form(await read_body(request), request.headers.get("content-type"))
+            except (UnreadableBody, BodyTooLarge) as exc:
+                # Entra does not read such a body at all, and then finds no grant_type in it.
+                log.info("unreadable token request body: %r", exc)
+                params = {}
+            token_request = TokenRequest(
+                endpoint_version=version,
+                tenant_ref=request.path_params["tenant"],
+                params=params,
+                authorization=request.headers.get("authorization"),
+                client_address=client_address(request),
+                headers={
+                    name: request.headers[name] for name in _PIPELINE_HEADERS if name in request.headers
+                },
+            )
+            if params.get("client_assertion"):
+                result = await _handle_with_assertion(endpoint, edge, external_issuers, token_request, trail)
+            elif endpoint.is_user_grant(params.get("grant_type")):
+                result = await edge.in_unit_of_work(
+                    _rolling_back(lambda d, ledger: endpoint.handle(token_request, d, ledger, trail=trail))
+                )
+            else:
+                result = await edge.on_directory(lambda d: endpoint.handle(token_request, d, trail=trail))
+        except _RolledBack as rolled_back:
+            record(trail, token_request, rolled_back.error, request)
+            return edge.oauth_error(request, rolled_back.error)
+        except OAuthError as error:
+            record(trail, token_request, error, request)
+            return edge.oauth_error(request, error)
+        record(trail, token_request, None, request)
+        return JsonResponse(result, headers={**NO_STORE, "client-request-id": edge.correlation_id(request)})
+
+    return token
 
 
 def create_identity_app(ctx: IdentityContext) -> Starlette:
@@ -135,41 +245,10 @@ def create_identity_app(ctx: IdentityContext) -> Starlette:
     )
     oauth_error = edge.oauth_error
     on_directory = edge.on_directory
-    in_unit_of_work = edge.in_unit_of_work
 
     external_issuers = ExternalIssuers(ctx.clock, ca_bundle=ctx.ca_bundle)
 
-    async def token(request: Request) -> Response:
-        version: Any = 2 if request.url.path.endswith("/v2.0/token") else 1
-        try:
-            if request.method != "POST":
-                raise OAuthError(ENDPOINT_REQUIRES_POST, method=request.method)
-            try:
-                params = parse_form(await read_body(request), request.headers.get("content-type"))
-            except (UnreadableBody, BodyTooLarge) as exc:
-                # Entra does not read such a body at all, and then finds no grant_type in it.
-                log.info("unreadable token request body: %r", exc)
-                params = {}
-            token_request = TokenRequest(
-                endpoint_version=version,
-                tenant_ref=request.path_params["tenant"],
-                params=params,
-                authorization=request.headers.get("authorization"),
-                client_address=client_address(request),
-            )
-            if params.get("client_assertion"):
-                result = await _handle_with_assertion(endpoint, edge, external_issuers, token_request)
-            elif endpoint.is_user_grant(params.get("grant_type")):
-                result = await in_unit_of_work(
-                    _rolling_back(lambda d, ledger: endpoint.handle(token_request, d, ledger))
-                )
-            else:
-                result = await on_directory(lambda d: endpoint.handle(token_request, d))
-        except _RolledBack as rolled_back:
-            return oauth_error(request, rolled_back.error)
-        except OAuthError as error:
-            return oauth_error(request, error)
-        return JsonResponse(result, headers={**NO_STORE, "client-request-id": edge.correlation_id(request)})
+    token = _token_handler(ctx, endpoint, edge, external_issuers)
 
     async def openid_configuration(request: Request) -> Response:
         ref = request.path_params["tenant"]

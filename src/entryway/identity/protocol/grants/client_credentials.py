@@ -67,6 +67,7 @@ class ClientCredentialsGrant:
             access_token_version=resource.access_token_version,
             scope=scope,
             subject=AppOnlySubject(ctx.client.client.service_principal_id, roles),
+            resource=resource,
         )
 
     @staticmethod

@@ -46,4 +46,6 @@ def user_outcome(ctx: GrantContext, sign_in: SignIn, scope: str) -> GrantOutcome
         groups=memberships.groups,
         wids=memberships.roles,
     )
-    return GrantOutcome(delegation.audience, delegation.access_token_version, scope, subject, sign_in)
+    return GrantOutcome(
+        delegation.audience, delegation.access_token_version, scope, subject, sign_in, resource=delegation.resource
+    )

@@ -47,5 +47,10 @@ def user_outcome(ctx: GrantContext, sign_in: SignIn, scope: str) -> GrantOutcome
         wids=memberships.roles,
     )
     return GrantOutcome(
-        delegation.audience, delegation.access_token_version, scope, subject, sign_in, resource=delegation.resource
+        delegation.audience,
+        delegation.access_token_version,
+        scope,
+        subject,
+        sign_in,
+        resource=delegation.resource,
     )

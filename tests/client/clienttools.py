@@ -13,6 +13,9 @@ CT_TENANT = "c1e70015-8d0c-4a1b-9e2f-3a4b5c6d7e81"
 CT_BOT_ID = "c1e70015-0b07-4a1b-9e2f-3a4b5c6d7e82"
 CT_BOT_SECRET = "clienttools-bot-secret-0123456789abcdefgh"
 CT_ORG = "clienttools"
+CT_API_ID = "c1e70015-a510-4a1b-9e2f-3a4b5c6d7e83"  # an API of the tenant's own, exposing Tools.Read
+CT_API_URI = "api://clienttools-api"
+CT_CLI_ID = "c1e70015-c110-4a1b-9e2f-3a4b5c6d7e84"  # a public client consented for Azure DevOps only
 CT_CONFIG = f"""\
 tenants:
   - id: {CT_TENANT}
@@ -22,6 +25,17 @@ tenants:
         client_id: {CT_BOT_ID}
         secrets:
           - value: "{CT_BOT_SECRET}"
+      - name: clienttools-api
+        client_id: {CT_API_ID}
+        identifier_uris: ["{CT_API_URI}"]
+        scopes: [Tools.Read]
+      - name: clienttools-cli
+        client_id: {CT_CLI_ID}
+        public_client: true
+        redirect_uris: ["http://localhost"]
+        admin_consent:
+          - resource: 499b84ac-1321-427f-aa17-267ca6975798
+            scopes: [user_impersonation]
     users:
       - upn: casey@clienttools.test
         password: "{CASEY.password}"

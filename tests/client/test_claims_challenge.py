@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from entryway.client import jwt_claims
-from tests.client.clienttools import CASEY, CT_ORG, CT_TENANT, with_clienttools
+from tests.client.clienttools import CASEY, CT_API_URI, CT_CLI_ID, CT_ORG, CT_TENANT, with_clienttools
 from tests.client.test_git_credential_git import BIN
 from tests.client.test_login_cli import client_env, device_login, run
 from tests.conftest import Instance
@@ -157,3 +157,27 @@ def test_git_helper_answers_a_claims_challenge_and_refreshes_after_erase(
     assert (refused.returncode, refused.stdout) == (1, "")
     assert "AADSTS50173" in refused.stderr
     assert "a fresh sign-in is needed: run `entryway login --tenant" in refused.stderr
+
+
+def test_consent_required_says_what_to_run_and_that_login_asks_for_it(
+    clienttools: Instance, tmp_path: Path
+) -> None:
+    """A public client of the organization's own (ENTRYWAY_CLIENT_ID) consented for Azure DevOps only: a token
+    for another API needs consent (AADSTS65001); `entryway login --scope` asks for it on the sign-in pages."""
+    scope = f"{CT_API_URI}/Tools.Read"
+    env = signed_in(clienttools, tmp_path, ENTRYWAY_CLIENT_ID=CT_CLI_ID)
+    refused = run(env, "token", "--scope", scope)
+    assert refused.returncode == 1
+    assert "AADSTS65001" in refused.stderr
+    assert (
+        f"consent is required: run `entryway login --scope {scope}` (the browser asks for it) or ask an "
+        "administrator to grant consent for the app"
+    ) in refused.stderr
+    assert refused.stdout == ""
+
+    login = device_login(clienttools, env, "--tenant", CT_TENANT, "--scope", scope, user=CASEY)
+    assert login.returncode == 0, (
+        login.stderr
+    )  # the device pages showed the consent page; the person accepted
+    claims = jwt_claims(token_of(env, "--scope", scope))
+    assert (claims["aud"], claims["appid"], claims["scp"]) == (CT_API_URI, CT_CLI_ID, "Tools.Read")

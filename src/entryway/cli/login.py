@@ -57,6 +57,12 @@ def login(
             help="A resource's claims challenge (base64) that `entryway token` says needs a fresh sign-in.",
         ),
     ] = None,
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope", help="Sign in for this scope (consent is asked for it); default Azure DevOps'."
+        ),
+    ] = None,
     timeout: Annotated[
         float,
         typer.Option("--timeout", min=1, help="Seconds to wait for the browser sign-in to finish."),
@@ -129,11 +135,12 @@ def login(
     if problem:
         raise _exit_with(problem)
     claims = _claims_option(claims_challenge)
+    scopes = [scope.strip() if scope and scope.strip() else DEVOPS_SCOPE]
     try:
         client = _client(authority, tenant)
         if identity:
             selector, value = next(iter(selectors.items()), ("system", ""))
-            token = client.login_managed_identity([DEVOPS_SCOPE], selector=selector, identity=value)
+            token = client.login_managed_identity(scopes, selector=selector, identity=value)
             _print_json(
                 {
                     "managedIdentity": value or "systemAssignedIdentity",
@@ -149,7 +156,7 @@ def login(
                 username,
                 tenant,
                 secret,
-                [DEVOPS_SCOPE],
+                scopes,
                 certificate=certificate,
                 password_env=password_env,
                 federated_token=federated_token,
@@ -165,10 +172,10 @@ def login(
     except NeedsLogin as exc:
         raise _exit_with(str(exc)) from exc
     if not device_code:
-        _browser_login(client, tenant, timeout, claims)
+        _browser_login(client, tenant, timeout, claims, scopes)
         return
     msal_app = client.app()
-    flow = msal_app.initiate_device_flow(scopes=[DEVOPS_SCOPE], claims_challenge=claims)
+    flow = msal_app.initiate_device_flow(scopes=scopes, claims_challenge=claims)
     if "user_code" not in flow:
         raise _exit_with(
             f"the identity platform refused to start the device code flow ({describe_error(flow)})"
@@ -250,9 +257,10 @@ def _print_json(value: dict[str, Any]) -> None:
     typer.echo(json.dumps(value, indent=2))
 
 
-def _browser_login(client: Any, tenant: str | None, timeout: float, claims: str | None) -> None:
+def _browser_login(
+    client: Any, tenant: str | None, timeout: float, claims: str | None, scopes: list[str]
+) -> None:
     """`az login`'s default: the browser opens the sign-in page; msal's loopback listener takes the answer."""
-    from entryway.client import DEVOPS_SCOPE
 
     authorize = f"{client.settings.authority(tenant)}/oauth2/v2.0/authorize"
 
@@ -268,7 +276,7 @@ def _browser_login(client: Any, tenant: str | None, timeout: float, claims: str 
         typer.echo(f"No web browser could be opened; open this address on this machine: {url}", err=True)
 
     result = client.login_interactive(
-        [DEVOPS_SCOPE],
+        scopes,
         tenant=tenant,
         claims=claims,
         timeout=timeout,

@@ -570,7 +570,8 @@ class TokenClient:
         if not result:
             raise NeedsLogin(f"No refresh token is cached for {user}; run `entryway login` again.")
         if "access_token" not in result:
-            login = f"`entryway login{'' if tenant is None else ' --tenant ' + tenant}`"
+            scope_option = "" if scopes == [DEVOPS_SCOPE] else f" --scope {scopes[0]}"
+            login = f"`entryway login{'' if tenant is None else ' --tenant ' + tenant}{scope_option}`"
             raise NeedsLogin(
                 f"Could not refresh the token for {user} silently ({describe_error(result)}); "
                 f"{advice_for(result, f'run {login} again').replace('`entryway login`', login)}."

@@ -259,6 +259,27 @@ def test_imds_user_assigned_by_each_selector(host: Host, imds_env: pytest.Monkey
     assert_accepted(host, token, identity)
 
 
+def test_each_issuance_is_in_the_sign_in_log(host: Host, imds_env: pytest.MonkeyPatch) -> None:
+    """Managed identities are not under Conditional Access (Entra's workload policies do not cover them), but
+    every token they get is logged, as Entra's managed identity sign-ins are."""
+    from entryway.store.models import SignInLogRow
+
+    ManagedIdentityCredential(client_id=host.build.client_id).get_token(DEVOPS_SCOPE)
+    runtime = host.instance.runtime
+    runtime.sign_in_log.flush()
+    with runtime.db.read() as session:
+        row = session.scalars(
+            select(SignInLogRow)
+            .where(SignInLogRow.app_id == host.build.client_id)
+            .order_by(SignInLogRow.created_at.desc())
+        ).first()
+        assert row is not None
+        assert (row.principal_kind, row.authentication_protocol) == ("managedIdentity", "managedIdentity")
+        assert row.service_principal_id == host.build.object_id
+        assert row.resource_id == DEVOPS_RESOURCE
+        assert (row.error_code, row.ip_address, row.is_interactive) == (0, "127.0.0.1", False)
+
+
 def test_imds_answer_is_written_as_imds_writes_it(host: Host) -> None:
     response = imds_get(host, client_id=host.build.client_id)
     assert response.status_code == 200, response.text

@@ -646,3 +646,14 @@ def test_on_behalf_of_is_evaluated_at_the_middle_tier_address(entryway: Instance
     row = log_entries(entryway, app_id=fence.api_app_id, error_code=53003)[-1]
     assert row.authentication_protocol == "onBehalfOf"
     assert row.client_app_used == "browser"  # a confidential client acting for a user
+
+
+def test_a_forwarded_office_address_from_an_untrusted_peer_does_not_get_past_the_fence(
+    entryway: Instance, fence: Fence
+) -> None:
+    """The shared server trusts no proxy: X-Forwarded-For naming the office is the client's own say."""
+    http = session_from(entryway.ca_bundle, OUTSIDE)
+    http.headers["X-Forwarded-For"] = "127.0.0.1"
+    assert_refused(password_grant(entryway, "fran", http=http), 53003, "interaction_required")
+    row = log_entries(entryway, user_id=fence.users["fran"], error_code=53003)[-1]
+    assert row.ip_address == OUTSIDE

@@ -20,6 +20,9 @@ from entryway.identity.protocol.model import DirectoryPort
 from entryway.identity.protocol.pipeline import TokenSigner
 from entryway.kit.clock import Clock
 
+# Conditional Access is not evaluated: Entra's policies for workload identities do not cover managed identities
+# (https://learn.microsoft.com/entra/workload-id/workload-identities-faqs). The web layer logs each issuance.
+
 # Managed identity tokens live 24 hours in Azure whatever the tenant's settings (token lifetime policies do not
 # apply to them), and IMDS hands out a cached token until shortly before it expires. Entryway mints a new token
 # per request, with the same 24-hour lifetime.
@@ -37,6 +40,8 @@ class IssuedToken:
     access_token: str
     identity: HostIdentity
     resource: str  # as the request named it
+    resource_app_id: str
+    resource_display_name: str
     not_before: int
     expires_on: int
     expires_in: int
@@ -83,6 +88,8 @@ class ManagedIdentityIssuer:
             access_token=self._signer.sign(claims),
             identity=identity,
             resource=resource,
+            resource_app_id=target.app_id,
+            resource_display_name=target.display_name,
             not_before=claims["nbf"],
             expires_on=claims["exp"],
             expires_in=claims["exp"] - now,

@@ -25,11 +25,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from entryway.config.settings import MANAGED_IDENTITY_BIND
 from entryway.identity.directory.reads import SqlDirectory
 from entryway.identity.managed.issuance import IssuedToken, ManagedIdentityIssuer
 from entryway.identity.managed.reads import SqlHostIdentities
 from entryway.identity.managed.selection import AmbiguousIdentity, IdentityNotFound, Selector
 from entryway.identity.protocol.errors import OAuthError
+from entryway.identity.signin.log import SignInRecord
 from entryway.identity.web.context import NO_STORE, Edge, IdentityContext, log
 from entryway.keys.signer import KeyringSigner
 from entryway.kit.ids import new_guid
@@ -73,7 +75,25 @@ def _issuer_call(ctx: IdentityContext) -> Callable[[str, Selector], IssuedToken]
     def issue(resource: str, selector: Selector) -> IssuedToken:
         with ctx.db.read() as session:
             connection = session.connection()
-            return issuer.issue(SqlDirectory(connection), SqlHostIdentities(connection), resource, selector)
+            issued = issuer.issue(SqlDirectory(connection), SqlHostIdentities(connection), resource, selector)
+        if ctx.sign_in_log is not None:
+            identity = issued.identity
+            ctx.sign_in_log.record(
+                SignInRecord(
+                    tenant_id=identity.tenant_id,
+                    principal_kind="managedIdentity",
+                    is_interactive=False,
+                    app_id=identity.client_id,
+                    # The endpoint listens on loopback only: the caller is on this host.
+                    ip_address=MANAGED_IDENTITY_BIND,
+                    service_principal_id=identity.object_id,
+                    app_display_name=identity.display_name,
+                    resource_id=issued.resource_app_id,
+                    resource_display_name=issued.resource_display_name,
+                    authentication_protocol="managedIdentity",
+                )
+            )
+        return issued
 
     return issue
 

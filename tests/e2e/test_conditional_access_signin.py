@@ -377,19 +377,23 @@ def test_sign_in_frequency_asks_for_the_password_again(
         fields = catch.wait()
     assert "code" in fields
 
-    entryway.clock.advance(timedelta(hours=1, minutes=5))
-    with loopback_redirect() as (redirect_uri, catch):
-        flow = app.initiate_auth_code_flow(
-            [DEVOPS_SCOPE], redirect_uri=redirect_uri, response_mode="form_post"
-        )
-        page.goto(flow["auth_uri"])
-        page.locator("#i0118").wait_for()
-        assert page.inner_text("#passwordNotice") == "Your organization requires you to sign in again."
-        page.locator("#i0118").fill(sid.password)
-        page.click(PRIMARY)
-        fields = catch.wait()
-    result = app.acquire_token_by_auth_code_flow(flow, fields)
-    assert "access_token" in result, result
+    passed = timedelta(hours=1, minutes=5)
+    entryway.clock.advance(passed)
+    try:
+        with loopback_redirect() as (redirect_uri, catch):
+            flow = app.initiate_auth_code_flow(
+                [DEVOPS_SCOPE], redirect_uri=redirect_uri, response_mode="form_post"
+            )
+            page.goto(flow["auth_uri"])
+            page.locator("#i0118").wait_for()
+            assert page.inner_text("#passwordNotice") == "Your organization requires you to sign in again."
+            page.locator("#i0118").fill(sid.password)
+            page.click(PRIMARY)
+            fields = catch.wait()
+        result = app.acquire_token_by_auth_code_flow(flow, fields)
+        assert "access_token" in result, result
+    finally:
+        entryway.clock.advance(-passed)  # the session's other tests keep the clock they had
 
     rows = log_rows(entryway, "sid")
     assert [r.error_code for r in rows] == [0, 0, 70044, 0]

@@ -197,6 +197,7 @@ _ADVICE = {
     50079: "you must enroll in multi-factor authentication: run `entryway login` again and follow the pages",
     53003: "blocked by Conditional Access: ask your administrator (signing in again will not help)",
     50173: "a fresh sign-in is needed: run `entryway login` again",
+    70043: "the sign-in is older than your organization's sign-in frequency: run `entryway login` again",
     50057: "the account is disabled: ask your administrator",
 }
 

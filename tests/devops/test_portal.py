@@ -952,3 +952,56 @@ def test_the_session_cookie_is_secure_httponly_and_samesite_lax(portal: Portal) 
         assert flag.lower() in session_cookie.lower(), session_cookie
     assert "domain=" not in session_cookie.lower()
     assert any(c.startswith(f"{SIGN_IN_COOKIE}=") and "max-age=0" in c.lower() for c in cookies), "spent"
+
+
+def _ip_ca_validation(portal: Portal) -> bool:
+    runtime = portal.instance.runtime
+    with runtime.db.read() as session:
+        org = OrgService(session, runtime.clock).find(ORG)
+        assert org is not None
+        return org.ip_conditional_access_validation
+
+
+def test_an_org_admin_turns_ip_conditional_access_validation_on_and_off(portal: Portal) -> None:
+    quinn, quinn_html = signed_in(portal, QUINN)
+    refused = quinn.post(
+        portal.url(ORG_POLICY),
+        data={"csrf": csrf_of(quinn_html), "action": "security", "ip_ca_validation": "on"},
+        timeout=30,
+    )
+    assert refused.status_code == 403
+    assert not _ip_ca_validation(portal)
+
+    admin, _ = signed_in(portal, ROSA)
+    page = admin.get(portal.url(ORG_POLICY), timeout=30)
+    assert 'id="ipCaValidation"' in page.text
+    assert 'id="ipCaValidation" checked' not in page.text
+    csrf = csrf_of(page.text)
+    try:
+        on = admin.post(
+            portal.url(ORG_POLICY),
+            data={"csrf": csrf, "action": "security", "ip_ca_validation": "on"},
+            timeout=30,
+        )
+        assert on.status_code == 200  # 303 to ?saved=1
+        assert "Saved." in on.text
+        assert 'id="ipCaValidation" checked' in on.text
+        assert _ip_ca_validation(portal)
+        forged = admin.post(portal.url(ORG_POLICY), data={"csrf": "forged", "action": "security"}, timeout=30)
+        assert forged.status_code in (400, 403)
+        assert _ip_ca_validation(portal)
+    finally:
+        off = admin.post(portal.url(ORG_POLICY), data={"csrf": csrf, "action": "security"}, timeout=30)
+    assert off.status_code == 200
+    assert not _ip_ca_validation(portal)
+    runtime = portal.instance.runtime
+    with runtime.db.read() as session:
+        changes = list(
+            session.scalars(
+                select(AuditEventRow).where(
+                    AuditEventRow.action == "OrganizationPolicy.PolicyValueUpdated",
+                    AuditEventRow.actor_name == ROSA.display_name,
+                )
+            )
+        )
+    assert [c.details["value"] for c in changes] == [True, False]

@@ -13,6 +13,7 @@ from entryway.devops.auth.credentials import CredentialKind, PresentedCredential
 from entryway.devops.auth.jobtoken import JobTokenRefusal, JobTokenVerifier
 from entryway.devops.auth.principal import Anonymous, Principal
 from entryway.devops.auth.verifier import EntraTokenVerifier, TokenRejected
+from entryway.devops.cae.checks import ContinuousAccess
 from entryway.devops.orgs.service import Member, Organization
 from entryway.devops.pats.verify import PatRefusal, PatUse, PatVerifier
 
@@ -28,8 +29,11 @@ class RequestAuthenticator:
         find_member: MemberLookup,
         pats: PatVerifier | None = None,
         jobs: JobTokenVerifier | None = None,
+        cae: ContinuousAccess | None = None,
     ) -> None:
         self._verifier = verifier
+        # None: no continuous access evaluation (the identity platform's critical events are not read).
+        self._cae = cae
         self._find_member = find_member
         # None: no PAT digest key configured, PATs are not accepted.
         self.pats = pats
@@ -39,9 +43,11 @@ class RequestAuthenticator:
     async def authenticate(
         self, authorization: str | None, org: Organization, use: PatUse | None = None
     ) -> Principal | Anonymous:
+        """`use` says where the request came from: PATs record it, and continuous access evaluation checks
+        the address against the tenant's location policies."""
         credential = parse_authorization(authorization)
         if credential.kind is CredentialKind.JWT:
-            return await self._entra_token(credential, org)
+            return await self._entra_token(credential, org, use.address if use is not None else "")
         if credential.kind is CredentialKind.PAT and self.pats is not None:
             return await self._pat(credential, org, use)
         if credential.kind is CredentialKind.JOB_TOKEN and self.jobs is not None:
@@ -50,12 +56,32 @@ class RequestAuthenticator:
             return Anonymous(credential, "no credential")
         return Anonymous(credential, f"{credential.label} is not accepted")
 
-    async def _entra_token(self, credential: PresentedCredential, org: Organization) -> Principal | Anonymous:
+    async def _entra_token(
+        self, credential: PresentedCredential, org: Organization, address: str
+    ) -> Principal | Anonymous:
         try:
             token = await self._verifier.verify(credential.value, org.tenant_id)
         except TokenRejected as exc:
             log.info("token refused for org %s: %s", org.name, exc)
             return Anonymous(credential, str(exc))
+        if self._cae is not None:
+            refused = await self._cae.check_entra_token(
+                org,
+                token.claims,
+                address,
+                is_app_only=token.is_app_only,
+                groups=token.groups,
+                roles=token.roles,
+            )
+            if refused is not None:
+                log.info("token refused for org %s: %s", org.name, refused.reason)
+                return Anonymous(
+                    credential,
+                    refused.reason,
+                    token.object_id,
+                    claims_challenge=refused.claims,
+                    conditional_access_failed=refused.conditional_access_failed,
+                )
         member = await self._find_member(org, token.object_id)
         if member is None:
             # Azure DevOps treats a valid token of a non-member as anonymous (TF400813).
@@ -72,7 +98,12 @@ class RequestAuthenticator:
         if isinstance(verified, PatRefusal):
             # Azure DevOps answers a bad, expired or revoked PAT as it answers no credential: 401 TF400813.
             log.info("PAT refused for org %s: %s", org.name, verified.reason)
-            return Anonymous(credential, verified.reason, verified.owner_object_id)
+            return Anonymous(
+                credential,
+                verified.reason,
+                verified.owner_object_id,
+                conditional_access_failed=verified.conditional_access_failed,
+            )
         return Principal(
             verified.member,
             org.tenant_id,

@@ -4,12 +4,17 @@ pipelines agent) and the TF400813 WrappedException body (devops-wire-contract 1.
 
 from __future__ import annotations
 
+import base64
+
 import orjson
 from starlette.responses import Response
 
 from entryway.devops.web.errors import wrapped_exception
 
 TF400813 = "TF400813: Resource not available for anonymous access. Client authentication required."
+# Azure DevOps' answer when the IP Conditional Access policy validation refuses a credential (devops-wire-contract
+# 1.4, 5; GCM-for-Windows#855). The status it comes with is not recorded anywhere we found: 401 here.
+VS403463 = "VS403463: The conditional access policy defined by your Microsoft Entra administrator has failed."
 
 
 def tf400813_not_authorized(user: str) -> str:
@@ -19,9 +24,26 @@ def tf400813_not_authorized(user: str) -> str:
     return f"TF400813: The user '{user}' is not authorized to access this resource."
 
 
+def claims_challenge(identity_origin: str, tenant_id: str, claims: str) -> str:
+    """Entra's continuous access evaluation challenge (the CAE documentation's resource-server example):
+    `claims` is the JSON a client passes back to the token endpoint, base64-encoded with padding."""
+    encoded = base64.b64encode(claims.encode()).decode()
+    return (
+        f'Bearer authorization_uri="{identity_origin}/{tenant_id}/oauth2/authorize", '
+        f'error="insufficient_claims", claims="{encoded}"'
+    )
+
+
 def unauthorized(
-    identity_origin: str, devops_origin: str, tenant_id: str, *, body: bool = True, message: str = TF400813
+    identity_origin: str,
+    devops_origin: str,
+    tenant_id: str,
+    *,
+    body: bool = True,
+    message: str = TF400813,
+    claims: str | None = None,
 ) -> Response:
+    """The 401. With `claims`, the Bearer challenge is continuous access evaluation's insufficient_claims."""
     payload = wrapped_exception(
         message,
         type_name=(
@@ -37,7 +59,12 @@ def unauthorized(
         media_type="application/json; charset=utf-8",
     )
     # Separate header lines, as git passes each to credential helpers as one `wwwauth[]` value.
-    response.headers.append("WWW-Authenticate", f"Bearer authorization_uri={identity_origin}/{tenant_id}")
+    bearer = (
+        claims_challenge(identity_origin, tenant_id, claims)
+        if claims is not None
+        else f"Bearer authorization_uri={identity_origin}/{tenant_id}"
+    )
+    response.headers.append("WWW-Authenticate", bearer)
     response.headers.append("WWW-Authenticate", f'Basic realm="{devops_origin}/"')
     response.headers.append("WWW-Authenticate", "TFS-Federated")
     response.headers["X-VSS-ResourceTenant"] = tenant_id

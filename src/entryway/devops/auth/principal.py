@@ -45,3 +45,7 @@ class Anonymous:
     reason: str
     # Who a verified credential named, when it is not a member (the audit log records it).
     object_id: str | None = None
+    # How the 401 says it when continuous access evaluation refused the credential (devops/cae): the claims of
+    # an `insufficient_claims` challenge, or VS403463. Neither: the plain TF400813 401.
+    claims_challenge: str | None = None
+    conditional_access_failed: bool = False

@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from entryway.devops.cae.checks import ContinuousAccess
 from entryway.devops.orgs.service import Member, Organization
 from entryway.devops.pats import scopes as pat_scopes
 from entryway.devops.pats.policy_model import ORGANIZATION, Requester, org_policy_of
@@ -80,6 +81,7 @@ class PatRefusal:
 
     reason: str
     owner_object_id: str | None = None
+    conditional_access_failed: bool = False  # VS403463 (devops/cae)
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,11 @@ class PatVerifier:
         read: SessionRunner,
         write: SessionRunner,
         find_member: MemberLookup,
+        cae: ContinuousAccess | None = None,
     ) -> None:
         self._digester = digester
+        # Continuous access evaluation: the owner disabled or deleted, the org's IP validation policy.
+        self._cae = cae
         self._clock = clock
         self._is_well_formed = is_well_formed
         self._read = read
@@ -137,14 +142,40 @@ class PatVerifier:
                 owner,
             )
         member = await self._find_member(org, owner)
-        if member is None:
-            return PatRefusal(f"PAT {found.authorization_id}: its owner is not a member of {org.name}", owner)
+        refused_owner = await self._owner_refusal(
+            found.authorization_id, org, owner, member, groups=groups, use=use
+        )
+        if refused_owner is not None or member is None:
+            return refused_owner or PatRefusal(f"PAT {found.authorization_id}: no member", owner)
         if use is not None:
             try:
                 await self._write(lambda session: _record_use(session, found.authorization_id, now, use))
             except Exception:  # a busy database must not turn a valid PAT into a 500; the next use records
                 log.exception("recording the use of PAT %s failed", found.authorization_id)
         return VerifiedPat(found.authorization_id, member, frozenset(pat_scopes.parse(found.scope)), groups)
+
+    async def _owner_refusal(
+        self,
+        authorization_id: str,
+        org: Organization,
+        owner: str,
+        member: Member | None,
+        *,
+        groups: frozenset[str],
+        use: PatUse | None,
+    ) -> PatRefusal | None:
+        """The owner is not a member, or continuous access evaluation refuses the PAT (owner disabled or
+        deleted, the organization's IP validation policy)."""
+        if member is None:
+            return PatRefusal(f"PAT {authorization_id}: its owner is not a member of {org.name}", owner)
+        if self._cae is None:
+            return None
+        refused = await self._cae.check_pat(org, owner, groups, use.address if use is not None else "")
+        if refused is None:
+            return None
+        return PatRefusal(
+            f"PAT {authorization_id}: {refused.reason}", owner, refused.conditional_access_failed
+        )
 
 
 def _refusal(found: _Found, org: Organization, now: datetime) -> str | None:

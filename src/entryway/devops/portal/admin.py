@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from entryway.devops.orgs.policy import set_ip_conditional_access_validation
+from entryway.devops.orgs.repository import OrgRepository
 from entryway.devops.pats.policy import (
     GROUP,
     MAX_LIFESPAN_DAYS,
@@ -115,12 +117,14 @@ class AdminPages:
         saved: bool = False,
     ) -> Response:
         policy = PatPolicyService(session, self.ctx.clock).org_policy(visit.org.id)
+        row = OrgRepository(session).find_by_name(visit.org.name)
         return self.pages.render(
             "org_policy.html",
             status=status,
             visit=visit,
             title="Organization policies",
             policy=policy,
+            ip_ca_validation=bool(row is not None and row.ip_conditional_access_validation),
             error=error,
             saved=saved,
         )
@@ -142,6 +146,11 @@ class AdminPages:
                     actor,
                     restrict_creation=_on(form, "restrict_creation"),
                     packaging_only=_on(form, "packaging_only"),
+                )
+            elif action == "security":
+                # "IP Conditional Access policy validation on non-interactive flows" (devops/orgs/policy.py).
+                set_ip_conditional_access_validation(
+                    session, self.ctx.clock, visit.org.name, _on(form, "ip_ca_validation"), actor
                 )
             elif action == "allow":
                 entry = self._entry(session, visit, form)

@@ -58,8 +58,9 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
         key_source = IdentityKeySource(ctx.identity_origin, ctx.http, ctx.clock)
         verifier = EntraTokenVerifier(ctx.identity_origin, key_source, ctx.clock)
         router.authenticator = RequestAuthenticator(
-            verifier, router.find_member, router.pat_verifier, router.job_verifier
+            verifier, router.find_member, router.pat_verifier, router.job_verifier, router.cae
         )
+        await router.cae.feed.refresh()  # the critical events of the last 28 h, before the first request
         yield
         await router.shutdown()
         await ctx.http.aclose()
@@ -86,7 +87,7 @@ def create_devops_app(ctx: DevOpsContext) -> Starlette:
     async def org_root(request: Request, org: Organization, principal: Principal | Anonymous) -> Response:
         """Git Credential Manager's tenant discovery sends an unauthenticated HEAD here."""
         if isinstance(principal, Anonymous):
-            return router.unauthorized(request, org)
+            return router.unauthorized(request, org, principal)
         return JsonResponse({"id": org.id, "name": org.name})
 
     async def health(_request: Request) -> Response:

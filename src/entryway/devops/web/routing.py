@@ -21,9 +21,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from entryway.devops.auth.authenticator import RequestAuthenticator
-from entryway.devops.auth.challenge import tf400813_not_authorized, unauthorized
+from entryway.devops.auth.challenge import TF400813, VS403463, tf400813_not_authorized, unauthorized
 from entryway.devops.auth.jobtoken import JobTokenVerifier
 from entryway.devops.auth.principal import Anonymous, Principal
+from entryway.devops.cae.checks import ContinuousAccess
+from entryway.devops.cae.feed import CaeFeed
 from entryway.devops.orgs.service import Member, Organization, OrgService
 from entryway.devops.pats.format import is_well_formed as is_well_formed_pat
 from entryway.devops.pats.scopes import FULL_ACCESS
@@ -114,6 +116,8 @@ class DevOpsRouter:
         # costs; a network database keeps the thread pool, so a slow query never stalls the event loop.
         self._reads_inline = ctx.db.engine.dialect.name == "sqlite"
         self._found_orgs: dict[str, tuple[float, Organization]] = {}
+        # Continuous access evaluation: the identity platform's critical events, read by this process.
+        self.cae = ContinuousAccess(CaeFeed(self.read, ctx.clock), ctx.clock)
         self.pat_verifier: PatVerifier | None = (
             PatVerifier(
                 digester=ctx.digester,
@@ -122,6 +126,7 @@ class DevOpsRouter:
                 read=self.read,
                 write=self.write,
                 find_member=self.find_member,
+                cae=self.cae,
             )
             if ctx.digester is not None
             else None
@@ -172,9 +177,18 @@ class DevOpsRouter:
 
     # --- authentication --------------------------------------------------------------------------------
 
-    def unauthorized(self, request: Request, org: Organization) -> Response:
+    def unauthorized(
+        self, request: Request, org: Organization, principal: Anonymous | None = None
+    ) -> Response:
+        """The 401: TF400813, or for a credential continuous access evaluation refused, its claims challenge
+        or VS403463."""
         return unauthorized(
-            self.ctx.identity_origin, self.ctx.devops_origin, org.tenant_id, body=request.method != "HEAD"
+            self.ctx.identity_origin,
+            self.ctx.devops_origin,
+            org.tenant_id,
+            body=request.method != "HEAD",
+            message=VS403463 if principal is not None and principal.conditional_access_failed else TF400813,
+            claims=principal.claims_challenge if principal is not None else None,
         )
 
     async def shutdown(self) -> None:
@@ -242,7 +256,7 @@ class DevOpsRouter:
                 await self.record(
                     AuthDecision(request, org, org.name, principal, False, 401, principal.reason)
                 )
-                return self.unauthorized(request, org)
+                return self.unauthorized(request, org, principal)
             if (
                 access is Access.MEMBER
                 and isinstance(principal, Principal)

@@ -16,6 +16,8 @@ EVE = SignInUser("eve@clienttools.test", "Eve-Needs-Mfa-0042", "Eve Mfa", mfa=Fa
 FAY = SignInUser(
     "fay@clienttools.test", "Fay-Signs-In-Hourly-0042", "Fay Hourly", mfa=False
 )  # sign-in frequency
+# Only the continuous access evaluation test signs him in (his sessions are revoked).
+GUS = SignInUser("gus@clienttools.test", "Gus-Gets-Revoked-0042", "Gus Revoked", mfa=False)
 CT_BLOCKED_BOT_ID = "c1e70015-b10c-4a1b-9e2f-3a4b5c6d7e85"
 CT_BLOCKED_BOT_SECRET = "clienttools-blocked-bot-secret-0123456789"
 CT_TENANT = "c1e70015-8d0c-4a1b-9e2f-3a4b5c6d7e81"
@@ -62,6 +64,10 @@ tenants:
         password: "{FAY.password}"
         display_name: {FAY.display_name}
         mfa_required: false
+      - upn: {GUS.upn}
+        password: "{GUS.password}"
+        display_name: {GUS.display_name}
+        mfa_required: false
       - upn: casey@clienttools.test
         password: "{CASEY.password}"
         display_name: Casey Client
@@ -79,6 +85,8 @@ organizations:
       - user: {EVE.upn}
         access: basic
       - user: {FAY.upn}
+        access: basic
+      - user: {GUS.upn}
         access: basic
       - app: clienttools-blocked-bot
         access: basic

@@ -73,6 +73,8 @@ class Stepup:
     policy_ids: dict[str, str]
 
 
+LOG_READER_BOT = ("9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d", "log-reader-secret-0123456789abcdefghijkl")
+POLICY_BOT = ("0b2c3d4e-5f6a-4b7c-9d8e-1f2a3b4c5d6e", "policy-bot-secret-0123456789abcdefghijklm")
 _USER_LINES = "".join(
     f'      - {{upn: {name}@stepup.test, password: "{PASSWORD}", display_name: {name.title()}}}\n'
     for name in USERS
@@ -86,6 +88,15 @@ tenants:
 {_USER_LINES}\
       - {{upn: auditor@stepup.test, password: "{PASSWORD}", roles: [Security Reader]}}
       - {{upn: ga@stepup.test, password: "{PASSWORD}", roles: [Global Administrator]}}
+    apps:
+      - name: log-reader
+        client_id: {LOG_READER_BOT[0]}
+        secrets: [{{value: "{LOG_READER_BOT[1]}"}}]
+        grants: [{{resource: Microsoft Graph, roles: [AuditLog.Read.All]}}]
+      - name: policy-only-bot
+        client_id: {POLICY_BOT[0]}
+        secrets: [{{value: "{POLICY_BOT[1]}"}}]
+        grants: [{{resource: Microsoft Graph, roles: [Policy.Read.All]}}]
     conditional_access:
       policies:
         - name: Require MFA for Azure DevOps
@@ -670,6 +681,35 @@ def test_graph_sign_ins_refuse_callers_without_the_permission(entryway: Instance
         timeout=30,
     ).json()["access_token"]
     assert graph_get(entryway, SIGN_INS, devops).status_code == 401  # a token for another audience
+
+
+def app_graph_token(instance: Instance, bot: tuple[str, str]) -> str:
+    app = msal.ConfidentialClientApplication(
+        bot[0],
+        client_credential=bot[1],
+        authority=instance.authority(STEPUP_TENANT),
+        instance_discovery=False,
+    )
+    result = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+    assert "access_token" in result, result
+    return str(result["access_token"])
+
+
+def test_graph_sign_ins_for_an_app_with_the_app_role(entryway: Instance, stepup: Stepup) -> None:
+    """App-only: the AuditLog.Read.All app role reads the log (no directory role needed); Policy.Read.All
+    alone does not."""
+    blocked_and_report_only_sign_ins(entryway)
+    reader = graph_get(
+        entryway,
+        SIGN_INS,
+        app_graph_token(entryway, LOG_READER_BOT),
+        **{"$filter": "userPrincipalName eq 'bea@stepup.test'", "$top": "1"},
+    )
+    assert reader.status_code == 200, reader.text
+    assert reader.json()["value"][0]["userPrincipalName"] == "bea@stepup.test"
+    other = graph_get(entryway, SIGN_INS, app_graph_token(entryway, POLICY_BOT))
+    assert other.status_code == 403, other.text
+    assert other.json()["error"]["code"] == "AccessDenied"
 
 
 @pytest.mark.parametrize(

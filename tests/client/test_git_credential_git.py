@@ -172,7 +172,9 @@ def test_a_signed_in_user_clones_pushes_and_fetches_after_the_token_expired(
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    env = _env(git_world, home)
+    # Without CP1 the access token lives as long as the tenant says (an hour), not a CAE token's 24 h, so two
+    # hours pass it without leaving the session's audit rows a day ahead (test_cae_client covers CP1 with git).
+    env = _env(git_world, home, ENTRYWAY_DISABLE_CP1="1")
     _device_code_login(git_world, env)
     setup = _run([str(BIN / "entryway"), "git", "setup", f"{git_world.instance.devops}/{ORG}"], env)
     assert setup.returncode == 0, setup.stderr
@@ -188,7 +190,7 @@ def test_a_signed_in_user_clones_pushes_and_fetches_after_the_token_expired(
     assert push.returncode == 0, push.stderr
 
     # The access token expires: the server's clock and the user's both pass it; the refresh token is still good.
-    passed = timedelta(hours=25)  # a CP1 client's access token lives 24 h (entra-wire-contract 5)
+    passed = timedelta(hours=2)
     git_world.instance.clock.advance(passed)
     try:
         _age_cached_tokens(home / "cache", passed)

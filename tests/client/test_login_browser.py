@@ -7,17 +7,40 @@ and signs in as a person does; the `entryway login` subprocess gets the code, re
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from playwright.sync_api import Page
+import pytest
+from playwright.sync_api import Page, sync_playwright
 
 from entryway.client import jwt_claims
 from tests.client.test_login_cli import ENTRYWAY, client_env, projects, run
-from tests.conftest import ADA, CONTOSO_TENANT, Instance
+from tests.conftest import ADA, CHROMIUM_FLAGS, CONTOSO_TENANT, Instance, server_spki_sha256
 from tests.e2e.test_browser_signin import sign_in
+
+
+@pytest.fixture(scope="module")
+def page(entryway: Instance) -> Iterator[Page]:
+    """The same Debian Chromium, flags and pinned server key as conftest's session `browser`, but started and
+    stopped by this module: Playwright's sync API keeps an asyncio loop running in the main thread while it is
+    open, and tests that run later in the session (tests/devops) call asyncio.run() there."""
+    executable = os.environ.get("ENTRYWAY_CHROMIUM", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"no Chromium at {executable}: run scripts/test.sh, or apt-get install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={server_spki_sha256(entryway)}"],
+        )
+        context = browser.new_context(ignore_https_errors=False, viewport={"width": 1100, "height": 800})
+        context.set_default_timeout(15_000)
+        yield context.new_page()
+        browser.close()
 
 
 def browser_script(tmp_path: Path) -> tuple[Path, Path]:

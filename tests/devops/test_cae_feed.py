@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,9 +60,16 @@ def add(runtime: Runtime, kind: str, *, seq: int | None = None, ago: float = 0.0
         session.add(row)
 
 
+def run(feed: CaeFeed) -> None:
+    """feed.refresh() on an event loop of its own thread (the test's thread may have one running already:
+    Playwright's sync API leaves its loop there)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(feed.refresh())).result()
+
+
 def refresh(feed: CaeFeed, clock: ManualClock, seconds: float = 1.0) -> None:
     clock.advance(seconds)
-    asyncio.run(feed.refresh())
+    run(feed)
 
 
 def test_the_start_loads_recent_user_events_old_account_state_and_the_latest_snapshot(
@@ -74,7 +82,7 @@ def test_the_start_loads_recent_user_events_old_account_state_and_the_latest_sna
     add(runtime, "policiesChanged", subject=None, payload={"policies": [], "namedLocations": []})
     add(runtime, "policiesChanged", subject=None, payload={"policies": [], "namedLocations": [LOCATION]})
     feed = feed_of(runtime)
-    asyncio.run(feed.refresh())
+    run(feed)
     assert feed.account_blocked(TENANT, USER) == "userDisabled"
     revocation = feed.revocation(TENANT, USER)
     assert revocation is not None
@@ -89,7 +97,7 @@ def test_polls_at_most_once_a_second_and_enable_follows_disable(runtime: Runtime
     clock = runtime.clock
     assert isinstance(clock, ManualClock)
     feed = feed_of(runtime)
-    asyncio.run(feed.refresh())
+    run(feed)
     add(runtime, "userDisabled")
     refresh(feed, clock, 0.5)
     assert feed.account_blocked(TENANT, USER) is None  # polled half a second ago: not yet
@@ -108,7 +116,7 @@ def test_a_row_committed_out_of_sequence_order_is_not_missed(runtime: Runtime) -
     assert isinstance(clock, ManualClock)
     feed = feed_of(runtime)
     add(runtime, "userEnabled", seq=1, subject="aaaaaaaa-0000-4000-8000-000000000009")
-    asyncio.run(feed.refresh())
+    run(feed)
     # seq 3 becomes visible before seq 2 (PostgreSQL: 2's transaction commits later).
     add(runtime, "userEnabled", seq=3, subject="aaaaaaaa-0000-4000-8000-000000000009")
     refresh(feed, clock)
@@ -122,7 +130,7 @@ def test_a_gap_is_forgotten_after_a_minute(runtime: Runtime) -> None:
     assert isinstance(clock, ManualClock)
     feed = feed_of(runtime)
     add(runtime, "userEnabled", seq=1, subject="aaaaaaaa-0000-4000-8000-000000000009")
-    asyncio.run(feed.refresh())
+    run(feed)
     add(runtime, "userEnabled", seq=3, subject="aaaaaaaa-0000-4000-8000-000000000009")
     refresh(feed, clock)
     refresh(feed, clock, GAP_SECONDS + 1)  # a rolled-back transaction: seq 2 never comes
@@ -136,7 +144,7 @@ def test_an_older_or_unreadable_snapshot_never_replaces_a_newer_one(runtime: Run
     assert isinstance(clock, ManualClock)
     feed = feed_of(runtime)
     add(runtime, "policiesChanged", seq=1, subject=None, payload={"policies": [], "namedLocations": []})
-    asyncio.run(feed.refresh())
+    run(feed)
     add(
         runtime,
         "policiesChanged",
@@ -152,3 +160,14 @@ def test_an_older_or_unreadable_snapshot_never_replaces_a_newer_one(runtime: Run
     snapshot = feed.policies(TENANT)
     assert snapshot is not None
     assert [loc.display_name for loc in snapshot.locations] == ["Office"]
+
+
+def test_a_clock_that_went_back_does_not_stop_the_feed(runtime: Runtime) -> None:
+    clock = runtime.clock
+    assert isinstance(clock, ManualClock)
+    feed = feed_of(runtime)
+    run(feed)
+    clock.advance(-3600.0)  # NTP, or a test giving its clock back
+    add(runtime, "userDisabled")
+    run(feed)
+    assert feed.account_blocked(TENANT, USER) == "userDisabled"

@@ -108,11 +108,11 @@ class CaeFeed:
     async def refresh(self) -> None:
         """Load at first use, then poll when the last poll is `poll_seconds` old. Requests arriving during a
         poll wait for it, so none sees state older than the poll interval."""
-        if self._clock.timestamp() - self._last_poll < self._poll_seconds:
+        if not self._due(self._clock.timestamp()):
             return
         async with self._lock:
             now = self._clock.timestamp()
-            if now - self._last_poll < self._poll_seconds:
+            if not self._due(now):
                 return
             try:
                 if self._watermark is None:
@@ -122,6 +122,12 @@ class CaeFeed:
             except Exception:  # a database hiccup: keep what we know, try again at the next interval
                 log.exception("reading the critical-event outbox failed")
             self._last_poll = now
+
+    def _due(self, now: float) -> bool:
+        """A poll is due `poll_seconds` after the last one, or at once when the clock went back (NTP, a test
+        giving its clock back): a clock behind the last poll must never stop the feed."""
+        elapsed = now - self._last_poll
+        return elapsed < 0 or elapsed >= self._poll_seconds
 
     async def _load(self) -> None:
         since = self._clock.now() - TOKEN_WINDOW

@@ -76,7 +76,9 @@ def projects(entryway: Instance, token: str) -> requests.Response:
 
 def test_device_login_then_token_lists_projects_and_refreshes(entryway: Instance, tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
-    env = client_env(entryway, cache_dir)
+    # Without CP1 the token lives the tenant's lifetime (an hour), not a CAE token's 24 h: passing its expiry
+    # below then moves the session's clock an hour, not a day (test_claims_challenge covers CP1).
+    env = {**client_env(entryway, cache_dir), "ENTRYWAY_DISABLE_CP1": "1"}
     login = device_login(entryway, env, "--tenant", CONTOSO_TENANT)
     assert login.returncode == 0, login.stderr
     assert json.loads(login.stdout) == {

@@ -617,6 +617,10 @@ def test_a_raw_client_credentials_refusal_is_invalid_grant(entryway: Instance, f
     )
     body = assert_refused(response, 53003, "invalid_grant")
     assert "suberror" not in body
+    # Without a client-request-id the answer's correlation id is Entryway's own: the log entry carries the same.
+    assert body["correlation_id"] == response.headers["client-request-id"]
+    (row,) = log_entries(entryway, correlation_id=body["correlation_id"])
+    assert (row.app_id, row.error_code) == (fence.daemon_app_id, 53003)
 
 
 def test_on_behalf_of_is_evaluated_at_the_middle_tier_address(entryway: Instance, fence: Fence) -> None:

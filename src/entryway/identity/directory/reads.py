@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import orjson
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection, Row, bindparam, exists, select
 
 from entryway.identity.directory.groups import DEFAULT_USER_ROLE, role_template_ids, transitive_group_ids
 from entryway.identity.policy.model import NamedLocation, Policy, PolicySet, parse_ip_range
@@ -52,6 +52,7 @@ _TENANT = select(
     TenantRow.refresh_token_inactivity_seconds,
     TenantRow.sign_in_frequency_seconds,
     TenantRow.mfa_required_default,
+    exists().where(ConditionalAccessPolicyRow.tenant_id == TenantRow.id).label("has_policies"),
 )
 _TENANT_BY_ID = _TENANT.where(TenantRow.id == bindparam("tenant_id"))
 _TENANT_BY_DOMAIN = _TENANT.join(TenantDomainRow).where(TenantDomainRow.name == bindparam("domain"))
@@ -177,7 +178,11 @@ class SqlDirectory:
             row = self._connection.execute(_TENANT_BY_ID, {"tenant_id": guid}).first()
         else:
             row = self._connection.execute(_TENANT_BY_DOMAIN, {"domain": ref.lower()}).first()
-        return None if row is None else Tenant(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+        return (
+            None
+            if row is None
+            else Tenant(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]))
+        )
 
     def find_client(self, tenant_id: str, client_id: str) -> Client | None:
         rows = self._connection.execute(_CLIENT, {"client_id": client_id, "tenant_id": tenant_id}).all()

@@ -18,6 +18,9 @@ class Tenant:
     refresh_token_inactivity_seconds: int = 90 * 86400
     sign_in_frequency_seconds: int | None = None
     mfa_required_default: bool = False
+    # False only when the directory read says the tenant has no Conditional Access policy: the token endpoint
+    # then skips reading the (empty) policy set at every issuance.
+    has_policies: bool = True
 
 
 @dataclass(frozen=True)

@@ -353,6 +353,8 @@ class TokenEndpoint:
         if app_only and (outcome.acting_app_id is not None or client.app_id in _FIRST_PARTY_IDS):
             trail.notes.append("first-party application: not subject to workload identity policies")
             return
+        if not ctx.tenant.has_policies:
+            return
         policies = ctx.directory.find_policy_set(ctx.tenant.id)
         if not policies.policies:
             return

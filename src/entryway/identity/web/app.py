@@ -170,16 +170,18 @@ def _token_handler(
     """The token route: the pipeline against the database, Entra's error shape, a sign-in log entry."""
 
     def record(
-        trail: IssuanceTrail, token_request: TokenRequest, error: OAuthError | None, request: Request
+        trail: IssuanceTrail, token_request: TokenRequest, error: OAuthError | None, correlation_id: str
     ) -> None:
         if ctx.sign_in_log is None:
             return
-        entry = sign_in_record(trail, token_request, error, edge.correlation_id(request))
+        entry = sign_in_record(trail, token_request, error, correlation_id)
         if entry is not None:
             ctx.sign_in_log.record(entry)
 
     async def token(request: Request) -> Response:
         version: Any = 2 if request.url.path.endswith("/v2.0/token") else 1
+        # Once: without the client's request id it is a new GUID, and the log entry must carry the one answered.
+        correlation_id = edge.correlation_id(request)
         trail = IssuanceTrail()
         token_request = TokenRequest(
             endpoint_version=version, tenant_ref=request.path_params["tenant"], params={}
@@ -212,13 +214,13 @@ def _token_handler(
             else:
                 result = await edge.on_directory(lambda d: endpoint.handle(token_request, d, trail=trail))
         except _RolledBack as rolled_back:
-            record(trail, token_request, rolled_back.error, request)
-            return edge.oauth_error(request, rolled_back.error)
+            record(trail, token_request, rolled_back.error, correlation_id)
+            return edge.oauth_error(request, rolled_back.error, correlation_id)
         except OAuthError as error:
-            record(trail, token_request, error, request)
-            return edge.oauth_error(request, error)
-        record(trail, token_request, None, request)
-        return JsonResponse(result, headers={**NO_STORE, "client-request-id": edge.correlation_id(request)})
+            record(trail, token_request, error, correlation_id)
+            return edge.oauth_error(request, error, correlation_id)
+        record(trail, token_request, None, correlation_id)
+        return JsonResponse(result, headers={**NO_STORE, "client-request-id": correlation_id})
 
     return token
 

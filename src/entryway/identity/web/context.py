@@ -66,9 +66,9 @@ class Edge:
                 return value
         return new_guid()
 
-    def oauth_error(self, request: Request, error: OAuthError) -> Response:
+    def oauth_error(self, request: Request, error: OAuthError, correlation_id: str | None = None) -> Response:
         trace_id = new_guid()
-        correlation_id = self.correlation_id(request)
+        correlation_id = correlation_id or self.correlation_id(request)
         log.info(
             "AADSTS%s %s %s trace_id=%s reason=%s",
             error.kind.code,

@@ -178,11 +178,9 @@ class SqlDirectory:
             row = self._connection.execute(_TENANT_BY_ID, {"tenant_id": guid}).first()
         else:
             row = self._connection.execute(_TENANT_BY_DOMAIN, {"domain": ref.lower()}).first()
-        return (
-            None
-            if row is None
-            else Tenant(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]))
-        )
+        if row is None:
+            return None
+        return Tenant(row[0], row[1], row[2], row[3], row[4], bool(row[5]), has_policies=bool(row[6]))
 
     def find_client(self, tenant_id: str, client_id: str) -> Client | None:
         rows = self._connection.execute(_CLIENT, {"client_id": client_id, "tenant_id": tenant_id}).all()

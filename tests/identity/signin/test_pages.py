@@ -327,6 +327,11 @@ def test_error_page_explains_codes_of_the_catalogue(entryway: Instance) -> None:
     assert known.status_code == 200
     assert "invalid username or password" in known.text
     assert "Content-Security-Policy" in known.headers
+    # The codes only the sign-in pages answer with (Conditional Access) are in the catalogue too.
+    for code, text in (("70044", "sign-in frequency"), ("50074", "Strong Authentication"), ("53003", "blocked")):
+        page = http.get(f"{entryway.identity}/error", params={"code": f"AADSTS{code}"})
+        assert page.status_code == 200
+        assert text in page.text
     assert http.get(f"{entryway.identity}/error", params={"code": "12345678"}).status_code == 404
     assert http.get(f"{entryway.identity}/error", params={"code": "<script>"}).status_code == 404
 

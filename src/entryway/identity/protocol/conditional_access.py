@@ -33,10 +33,6 @@ from entryway.identity.protocol.errors import (
 )
 from entryway.kit.clock import utc_from_timestamp
 
-# Entra evaluates a sign-in that asks only for OpenID Connect scopes against Microsoft Graph.
-MICROSOFT_GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-MICROSOFT_GRAPH_NAME = "Microsoft Graph"
-
 # The sign-in log's authenticationProtocol per grant (identity/signin/log.py).
 PROTOCOLS = {
     "authorization_code": "authorizationCode",

@@ -273,6 +273,28 @@ CLAIMS_NEED_FRESH_SIGN_IN = Aadsts(
     "was at '{auth_time}', the challenge requires a sign-in at or after '{not_before}'.",
 )
 
+# What the sign-in pages (identity/web/signin.py, signin_policy.py) answer and log for Conditional Access.
+# The redirect form of 53003 is `access_denied` (what a browser app receives).
+BLOCKED_BY_CONDITIONAL_ACCESS_REDIRECT = Aadsts(
+    53003, "access_denied", 400, BLOCKED_BY_CONDITIONAL_ACCESS.template
+)
+# The interrupt Entra logs when a sign-in continues to the second factor.
+STRONG_AUTH_REQUIRED = Aadsts(50074, "interaction_required", 400, "Strong Authentication is required.")
+# Sign-in frequency: the session's credentials are too old for a policy (also a silent request's answer).
+SIGN_IN_FREQUENCY_EXPIRED = Aadsts(
+    70044,
+    "login_required",
+    400,
+    "The session has expired or is invalid due to sign-in frequency checks by conditional access.",
+)
+# A claims challenge asks for a sign-in newer than the browser session's (silent request's answer, log entry).
+CLAIMS_NEED_FRESH_SIGN_IN_PAGE = Aadsts(
+    50173,
+    "interaction_required",
+    400,
+    "The provided grant cannot satisfy the claims challenge, a fresh auth token is needed.",
+)
+
 # Grants redeemed at the token endpoint
 MALFORMED_GRANT = Aadsts(9002313, "invalid_grant", 400, "Invalid request. Request is malformed or invalid.")
 INVALID_GRANT = Aadsts(70000, "invalid_grant", 400, "Provided grant is invalid or malformed.")

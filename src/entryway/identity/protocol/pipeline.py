@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from entryway.identity.directory.first_party import FIRST_PARTY_APPS
+from entryway.identity.directory.first_party import FIRST_PARTY_APPS, MICROSOFT_GRAPH
 from entryway.identity.protocol.claims import (
     CLIENT_AUTH_PUBLIC,
     AppOnlySubject,
@@ -38,8 +38,6 @@ from entryway.identity.protocol.client_auth import (
 )
 from entryway.identity.protocol.conditional_access import (
     FEDERATED_ASSERTION,
-    MICROSOFT_GRAPH_APP_ID,
-    MICROSOFT_GRAPH_NAME,
     PROTOCOLS,
     EvaluationInput,
     IssuanceTrail,
@@ -330,8 +328,10 @@ class TokenEndpoint:
     @staticmethod
     def _note_outcome(trail: IssuanceTrail, outcome: GrantOutcome) -> None:
         resource = outcome.resource
-        trail.resource_app_id = MICROSOFT_GRAPH_APP_ID if resource is None else resource.app_id
-        trail.resource_display_name = MICROSOFT_GRAPH_NAME if resource is None else resource.display_name
+        trail.resource_app_id = MICROSOFT_GRAPH.app_id if resource is None else resource.app_id
+        trail.resource_display_name = (
+            MICROSOFT_GRAPH.display_name if resource is None else resource.display_name
+        )
         subject = outcome.subject
         if isinstance(subject, UserSubject):
             trail.user_id, trail.user_principal_name = subject.object_id, subject.user_principal_name

@@ -84,12 +84,8 @@ from entryway.identity.signin.sessions import (
     new_context_value,
 )
 from entryway.identity.web.signin_policy import (
-    BLOCKED_REDIRECT,
-    FRESH_SIGN_IN_REQUIRED,
     PROTOCOL_AUTHORIZE,
     PROTOCOL_DEVICE,
-    SIGN_IN_FREQUENCY_EXPIRED,
-    STRONG_AUTH_REQUIRED,
     PageAttempt,
     asked_resource,
     evaluate_page_sign_in,
@@ -599,8 +595,8 @@ class SignInPages:
             # A claims challenge (continuous access evaluation) asks for a sign-in after the session's.
             detail = f"claims nbf {not_before} after the session's auth_time {flow.auth_time}"
             if not interactive:
-                self._log_failure(session, ex, flow, FRESH_SIGN_IN_REQUIRED)
-                raise RedirectError(flow.authorize, FRESH_SIGN_IN_REQUIRED, detail)
+                self._log_failure(session, ex, flow, catalogue.CLAIMS_NEED_FRESH_SIGN_IN_PAGE)
+                raise RedirectError(flow.authorize, catalogue.CLAIMS_NEED_FRESH_SIGN_IN_PAGE, detail)
             log.info("fresh credentials required: %s", detail)
             flow.step = "password"
             return self._password_page(session, ex, flow)
@@ -708,17 +704,31 @@ class SignInPages:
         decision = self._evaluate(session, attempt, flow, user)
         mfa_required = accounts.mfa_required(user, tenant) or policies_require_mfa(decision)
         if decision is not None and decision.block:
-            self._record(attempt, user, BLOCKED_REDIRECT, decision=decision, mfa_required=mfa_required)
+            self._record(
+                attempt,
+                user,
+                catalogue.BLOCKED_BY_CONDITIONAL_ACCESS_REDIRECT,
+                decision=decision,
+                mfa_required=mfa_required,
+            )
             if not interactive:
-                raise RedirectError(flow.authorize, BLOCKED_REDIRECT, "blocked by Conditional Access")
+                raise RedirectError(
+                    flow.authorize,
+                    catalogue.BLOCKED_BY_CONDITIONAL_ACCESS_REDIRECT,
+                    "blocked by Conditional Access",
+                )
             return self._blocked_page(session, ex, flow, attempt)
         if decision is not None and decision.reauthenticate and not flow.fresh:
             # Sign-in frequency: the session's password is too old for a policy; ask for it again.
             self._record(
-                attempt, user, SIGN_IN_FREQUENCY_EXPIRED, decision=decision, mfa_required=mfa_required
+                attempt,
+                user,
+                catalogue.SIGN_IN_FREQUENCY_EXPIRED,
+                decision=decision,
+                mfa_required=mfa_required,
             )
             if not interactive:
-                raise RedirectError(flow.authorize, SIGN_IN_FREQUENCY_EXPIRED, "sign-in frequency")
+                raise RedirectError(flow.authorize, catalogue.SIGN_IN_FREQUENCY_EXPIRED, "sign-in frequency")
             flow.step, flow.amr = "password", []
             return self._password_page(session, ex, flow, notice=SIGN_IN_AGAIN_TEXT)
         if mfa_required and "mfa" not in flow.amr:
@@ -735,7 +745,7 @@ class SignInPages:
                     flow.authorize, INTERACTION_REQUIRED_MFA, "MFA due", resource=attempt.resource_id
                 )
             # Entra logs the interrupt before the second factor, then the sign-in that follows it.
-            self._record(attempt, user, STRONG_AUTH_REQUIRED, decision=decision, mfa_required=True)
+            self._record(attempt, user, catalogue.STRONG_AUTH_REQUIRED, decision=decision, mfa_required=True)
             flow.step = "mfa" if accounts.totp_enrolled(user) else "mfa_enroll"
             return self._mfa_page(session, ex, flow, accounts=accounts, user=user)
         return self._signed_in(session, ex, flow, interactive=interactive)
@@ -1170,7 +1180,11 @@ class SignInPages:
         """Conditional Access blocked the sign-in: Entra's page, and for an authorization request a button
         that takes the error (access_denied, AADSTS53003) back to the app, the way the app expects it."""
         trace_id = new_guid()
-        log.info("AADSTS%s blocked by Conditional Access trace_id=%s", BLOCKED_REDIRECT.code, trace_id)
+        log.info(
+            "AADSTS%s blocked by Conditional Access trace_id=%s",
+            catalogue.BLOCKED_BY_CONDITIONAL_ACCESS_REDIRECT.code,
+            trace_id,
+        )
         back: dict[str, Any] | None = None
         if flow.kind == "device":
             # The device's poll ends (authorization_declined) instead of waiting for the code to expire.
@@ -1179,7 +1193,9 @@ class SignInPages:
         else:
             req = flow.authorize
             fields = self._error_fields(
-                RedirectError(req, BLOCKED_REDIRECT, "blocked"), trace_id, attempt.correlation_id
+                RedirectError(req, catalogue.BLOCKED_BY_CONDITIONAL_ACCESS_REDIRECT, "blocked"),
+                trace_id,
+                attempt.correlation_id,
             )
             back = _back_to_app(req, fields)
         return self._render(
@@ -1190,7 +1206,7 @@ class SignInPages:
             tenant_name=self._tenant_name(session, flow),
             identity=flow.upn,
             message=BLOCKED_TEXT,
-            code=BLOCKED_REDIRECT.code,
+            code=catalogue.BLOCKED_BY_CONDITIONAL_ACCESS_REDIRECT.code,
             request_id=trace_id,
             trace_id=trace_id,
             correlation_id=attempt.correlation_id,

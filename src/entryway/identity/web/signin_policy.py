@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from entryway.identity.directory.first_party import MICROSOFT_GRAPH
 from entryway.identity.directory.reads import SqlDirectory
 from entryway.identity.policy.evaluate import (
     Decision,
@@ -25,34 +26,6 @@ from entryway.identity.policy.model import ClientAppType
 from entryway.identity.protocol.delegation import parse_user_scope
 from entryway.identity.protocol.errors import Aadsts, OAuthError
 from entryway.identity.signin.log import SignInRecord
-
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-GRAPH_DISPLAY_NAME = "Microsoft Graph"
-
-# What the pages answer and log for Conditional Access. Entra's codes; the redirect form of 53003 is
-# `access_denied` (what a browser app receives), the token endpoint's is `interaction_required`.
-BLOCKED_REDIRECT = Aadsts(
-    53003,
-    "access_denied",
-    400,
-    "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.",
-)
-# The interrupt Entra logs when a sign-in continues to the second factor.
-STRONG_AUTH_REQUIRED = Aadsts(50074, "interaction_required", 400, "Strong Authentication is required.")
-# Sign-in frequency: the session's credentials are too old for a policy (also a silent request's answer).
-SIGN_IN_FREQUENCY_EXPIRED = Aadsts(
-    70044,
-    "login_required",
-    400,
-    "The session has expired or is invalid due to sign-in frequency checks by conditional access.",
-)
-# A claims challenge asks for a sign-in newer than the session's (silent request's answer and log entry).
-FRESH_SIGN_IN_REQUIRED = Aadsts(
-    50173,
-    "interaction_required",
-    400,
-    "The provided grant cannot satisfy the claims challenge, a fresh auth token is needed.",
-)
 
 # The sign-in log's authenticationProtocol for the pages.
 PROTOCOL_AUTHORIZE = "interactive"
@@ -86,10 +59,10 @@ def asked_resource(directory: SqlDirectory, tenant_id: str, scope: str) -> tuple
         identifier = parse_user_scope(scope).resource
     except OAuthError:
         identifier = None
-    found = directory.find_resource(tenant_id, identifier or GRAPH_APP_ID)
+    found = directory.find_resource(tenant_id, identifier or MICROSOFT_GRAPH.app_id)
     if found is not None:
         return found.app_id, found.display_name
-    return (identifier or GRAPH_APP_ID, identifier or GRAPH_DISPLAY_NAME)
+    return (identifier or MICROSOFT_GRAPH.app_id, identifier or MICROSOFT_GRAPH.display_name)
 
 
 def evaluate_page_sign_in(

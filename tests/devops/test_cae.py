@@ -307,8 +307,7 @@ def test_a_cp1_client_whose_user_is_disabled_gets_the_claims_challenge(
     assert again is not None
     assert "access_token" not in again, again
     assert again["error_codes"] == [50057], again  # the user is disabled
-    # The sign-in log has the sign-in and the refused redemption. (The refusal row names no user: the token
-    # endpoint records a refresh-token refusal before it has read the user.)
+    # The sign-in log has the sign-in and the refused redemption, which names the disabled user.
     entryway.runtime.sign_in_log.flush()
     with entryway.runtime.db.read() as session:
         rows = list(
@@ -320,6 +319,7 @@ def test_a_cp1_client_whose_user_is_disabled_gets_the_claims_challenge(
         )
     assert any(r.user_principal_name == upn("quin") and r.error_code == 0 for r in rows)
     assert (rows[-1].error_code, rows[-1].authentication_protocol) == (50057, "refreshToken")
+    assert (rows[-1].user_id, rows[-1].user_principal_name) == (cae["quin"], upn("quin"))
     assert any("userDisabled" in r for r in refusals(entryway, cae["quin"]))
 
 

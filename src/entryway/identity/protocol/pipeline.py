@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from entryway.identity.directory.first_party import FIRST_PARTY_APPS, MICROSOFT_GRAPH
@@ -114,6 +114,9 @@ class GrantContext:
     sign_ins: SignInPort | None
     now: float
     pairwise_sub: Callable[[str, str], str]
+    # What the request is about, for the sign-in log; a grant that finds its user notes it here before it can
+    # refuse (a disabled user's refused refresh is logged with the user, as Entra does).
+    trail: IssuanceTrail = field(default_factory=IssuanceTrail)
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ class TokenEndpoint:
         if not client.service_principal_enabled:
             raise OAuthError(SERVICE_PRINCIPAL_DISABLED, client_id=client.app_id, name=client.display_name)
 
-        context = GrantContext(request, tenant, authenticated, directory, sign_ins, now, self.pairwise_sub)
+        context = GrantContext(request, tenant, authenticated, directory, sign_ins, now, self.pairwise_sub, trail)
         outcome = grant.authorize(context)
         self._note_outcome(trail, outcome)
         check_claims_satisfied(claims_request, outcome.sign_in)

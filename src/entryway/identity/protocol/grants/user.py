@@ -23,6 +23,7 @@ def user_outcome(ctx: GrantContext, sign_in: SignIn, scope: str) -> GrantOutcome
     user = ctx.directory.find_user(ctx.tenant.id, sign_in.user_id)
     if user is None:
         raise OAuthError(INVALID_GRANT, detail="the user no longer exists")
+    ctx.trail.user_id, ctx.trail.user_principal_name = user.object_id, user.user_principal_name
     if not user.account_enabled:
         raise OAuthError(USER_DISABLED, detail=f"user {user.object_id} is disabled")
     delegation = resolve_delegation(

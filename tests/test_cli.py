@@ -715,3 +715,25 @@ def test_project_commands_refuse_bad_input_clearly(data_dir: Path, args: list[st
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--sign-in-log-retention-days", "-1"], {}),
+        (["--sign-in-log-retention-days", "thirty"], {}),
+        ([], {"ENTRYWAY_SIGN_IN_LOG_RETENTION_DAYS": "a month"}),
+        ([], {"ENTRYWAY_SIGN_IN_LOG_RETENTION_DAYS": "40000"}),
+    ],
+    ids=["negative", "not-a-number", "env-not-a-number", "env-too-long"],
+)
+def test_serve_refuses_a_bad_sign_in_log_retention_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    data_dir = tmp_path / "never"
+    result = CliRunner().invoke(cli, ["serve", "--data-dir", str(data_dir), *args])
+    assert result.exit_code == 2
+    assert "--sign-in-log-retention-days" in result.output
+    assert not data_dir.exists()

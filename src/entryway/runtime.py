@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from starlette.applications import Starlette
 
@@ -65,7 +66,7 @@ class Runtime:
             keyring=Keyring(db, encryptor, clock),
             devops_keys=KeyService(db, encryptor, clock, DEVOPS_OIDC),
             devops_keyring=Keyring(db, encryptor, clock, DEVOPS_OIDC),
-            sign_in_log=SignInLog(db, clock),
+            sign_in_log=SignInLog(db, clock, retention=_retention(settings.sign_in_log_retention_days)),
         )
 
     @property
@@ -117,3 +118,7 @@ class Runtime:
     def close(self) -> None:
         self.sign_in_log.close()
         self.db.dispose()
+
+
+def _retention(days: int) -> timedelta | None:
+    return timedelta(days=days) if days > 0 else None

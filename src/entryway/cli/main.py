@@ -155,6 +155,7 @@ def _saved_settings(data_dir: Path) -> Settings:
 # --- serve ---------------------------------------------------------------------------------------
 
 TRUSTED_PROXIES_ENV = "ENTRYWAY_TRUSTED_PROXIES"
+SIGN_IN_LOG_RETENTION_ENV = "ENTRYWAY_SIGN_IN_LOG_RETENTION_DAYS"
 
 
 def _trusted_proxies(given: list[str] | None) -> tuple[str, ...]:
@@ -222,6 +223,15 @@ def serve(
             f"default: {TRUSTED_PROXIES_ENV}, comma-separated).",
         ),
     ] = None,
+    sign_in_log_retention_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=36500,
+            envvar=SIGN_IN_LOG_RETENTION_ENV,
+            help="Days the sign-in log keeps an entry (as Entra: 30); 0 keeps every entry.",
+        ),
+    ] = 30,
 ) -> None:
     """Start the identity platform and the DevOps service over HTTPS."""
     from entryway.cli.banner import render
@@ -239,6 +249,7 @@ def serve(
     settings = Settings(
         data_dir=data_dir,
         trusted_proxies=proxies,
+        sign_in_log_retention_days=sign_in_log_retention_days,
         host=host,
         bind=bind,
         identity_port=identity_port,

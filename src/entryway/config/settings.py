@@ -33,6 +33,8 @@ class Settings:
     # Reverse proxies (CIDR ranges) whose X-Forwarded-For is believed: the client address of a request from one
     # of them is the right-most forwarded address that is not itself a trusted proxy (kit/web.client_address).
     trusted_proxies: tuple[str, ...] = ()
+    # Days the sign-in log keeps an entry (Entra: 30 with a P1 or P2 licence); 0 keeps every entry.
+    sign_in_log_retention_days: int = 30
     # App Service's IDENTITY_HEADER; Runtime.open derives it from the master key.
     identity_header: str | None = field(default=None, repr=False)
 

@@ -457,7 +457,8 @@ class SignInLogRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(36))  # "" when no tenant could be resolved
-    created_at: Mapped[datetime]
+    # Retention deletes by time (identity/signin/log.py), across tenants.
+    created_at: Mapped[datetime] = mapped_column(index=True)
     # user | servicePrincipal | managedIdentity
     principal_kind: Mapped[str] = mapped_column(String(32))
     is_interactive: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from entryway.config.settings import Settings
 from entryway.identity.signin.log import SignInLog, SignInRecord
 from entryway.kit.clock import ManualClock, as_utc
+from entryway.runtime import Runtime
 from entryway.store.db import Database, sqlite_url
 from entryway.store.models import SignInLogRow
 
@@ -138,3 +140,79 @@ def test_close_writes_what_is_left_and_later_entries_are_dropped(db: Database) -
     assert sign_in_log.record(_entry()) is None
     sign_in_log.flush()
     assert _count(db) == 1
+
+
+def test_entries_older_than_the_retention_are_pruned_by_the_writer(db: Database) -> None:
+    clock = ManualClock()
+    sign_in_log = SignInLog(db, clock, retention=timedelta(days=30))
+    old = sign_in_log.record(_entry())
+    sign_in_log.flush()
+    clock.advance(timedelta(days=30, seconds=-600))
+    recent = sign_in_log.record(_entry())
+    sign_in_log.flush()  # prunes (the first flush after the one at the start), nothing is old enough yet
+    assert {r.id for r in _rows(db)} == {old, recent}
+
+    # Twenty minutes on, the first entry is past the retention; the writer prunes at most once an hour...
+    clock.advance(timedelta(minutes=20))
+    sign_in_log.flush()
+    assert {r.id for r in _rows(db)} == {old, recent}
+    # ...and an hour after its last prune it deletes what is too old, and only that.
+    clock.advance(timedelta(hours=1))
+    sign_in_log.flush()
+    assert {r.id for r in _rows(db)} == {recent}
+    sign_in_log.close()
+
+
+def test_prune_deletes_in_batches_until_nothing_is_too_old(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("entryway.identity.signin.log.PRUNE_BATCH", 3)
+    clock = ManualClock()
+    sign_in_log = SignInLog(db, clock, retention=timedelta(days=7))
+    for _ in range(8):
+        sign_in_log.record(_entry())
+    sign_in_log.flush()
+    clock.advance(timedelta(days=8))
+    kept = sign_in_log.record(_entry())
+    assert sign_in_log.prune() == 8  # three transactions of three, three and two rows
+    sign_in_log.flush()
+    assert [r.id for r in _rows(db)] == [kept]
+    sign_in_log.close()
+
+
+def test_without_a_retention_every_entry_is_kept(db: Database) -> None:
+    clock = ManualClock()
+    sign_in_log = SignInLog(db, clock, retention=None)
+    sign_in_log.record(_entry())
+    sign_in_log.flush()
+    clock.advance(timedelta(days=3650))
+    sign_in_log.flush()
+    assert sign_in_log.prune() == 0
+    assert _count(db) == 1
+    sign_in_log.close()
+
+
+def test_a_failed_prune_never_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    database = Database.open(sqlite_url(tmp_path))
+    sign_in_log = SignInLog(database, ManualClock())
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE sign_in_log")
+    with caplog.at_level(logging.ERROR, "entryway.identity.signin.log"):
+        assert sign_in_log.prune() == 0
+    assert "pruning entries older than" in caplog.text
+    sign_in_log.close()
+    database.dispose()
+
+
+@pytest.mark.parametrize(("days", "kept"), [(7, 0), (0, 1)])
+def test_the_runtime_keeps_entries_for_the_configured_days(tmp_path: Path, days: int, kept: int) -> None:
+    clock = ManualClock()
+    runtime = Runtime.open(Settings(data_dir=tmp_path, sign_in_log_retention_days=days), clock)
+    try:
+        runtime.sign_in_log.record(_entry())
+        runtime.sign_in_log.flush()
+        clock.advance(timedelta(days=7, seconds=1))
+        runtime.sign_in_log.flush()
+        assert _count(runtime.db) == kept
+    finally:
+        runtime.close()

@@ -328,7 +328,11 @@ def test_error_page_explains_codes_of_the_catalogue(entryway: Instance) -> None:
     assert "invalid username or password" in known.text
     assert "Content-Security-Policy" in known.headers
     # The codes only the sign-in pages answer with (Conditional Access) are in the catalogue too.
-    for code, text in (("70044", "sign-in frequency"), ("50074", "Strong Authentication"), ("53003", "blocked")):
+    for code, text in (
+        ("70044", "sign-in frequency"),
+        ("50074", "Strong Authentication"),
+        ("53003", "blocked"),
+    ):
         page = http.get(f"{entryway.identity}/error", params={"code": f"AADSTS{code}"})
         assert page.status_code == 200
         assert text in page.text

@@ -268,7 +268,9 @@ class TokenEndpoint:
         if not client.service_principal_enabled:
             raise OAuthError(SERVICE_PRINCIPAL_DISABLED, client_id=client.app_id, name=client.display_name)
 
-        context = GrantContext(request, tenant, authenticated, directory, sign_ins, now, self.pairwise_sub, trail)
+        context = GrantContext(
+            request, tenant, authenticated, directory, sign_ins, now, self.pairwise_sub, trail
+        )
         outcome = grant.authorize(context)
         self._note_outcome(trail, outcome)
         check_claims_satisfied(claims_request, outcome.sign_in)

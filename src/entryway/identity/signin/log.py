@@ -5,6 +5,11 @@ Writing is off the request path: `record` queues the entry and returns at once, 
 what is queued in batches, one transaction per batch. A log that cannot be written never fails the sign-in it
 describes: `record` never raises, and a batch the database refuses is dropped with a warning in the process
 log. `flush` writes what is queued now (tests, shutdown); `close` stops the writer after a last flush.
+
+Retention: entries older than the retention (30 days by default, as Entra keeps sign-ins with a P1 or P2
+licence: https://learn.microsoft.com/entra/identity/monitoring-health/reference-reports-data-retention) are
+deleted by the same writer, at most once an hour on the process clock, a bounded number of rows per
+transaction. Every process of a multi-node installation prunes; the deletes are idempotent.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, delete, select
 
 from entryway.kit.clock import Clock
 from entryway.kit.ids import new_guid
@@ -33,6 +38,10 @@ BATCH_SIZE = 500
 # Beyond this many unwritten entries (a database that is down for a long time), new entries are dropped
 # rather than let the queue grow without bound; each drop is counted and logged.
 MAX_PENDING = 50_000
+# How long entries are kept, how often (process clock) the writer prunes, and how many rows one delete takes.
+DEFAULT_RETENTION = timedelta(days=30)
+PRUNE_INTERVAL = timedelta(hours=1)
+PRUNE_BATCH = 5_000
 
 # The columns' lengths (SignInLogRow): longer values are cut, not refused (a user agent can be any length).
 _LIMITS = {
@@ -111,9 +120,14 @@ def _row_values(pending: _Pending) -> dict[str, Any]:
 class SignInLog:
     """The process's one writer of the sign-in log (thread-safe; shared by every app of the runtime)."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, retention: timedelta | None = DEFAULT_RETENTION
+    ) -> None:
+        """`retention` None keeps every entry."""
         self._db = db
         self._clock = clock
+        self._retention = retention
+        self._last_prune: datetime | None = None
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._pending = 0
         self._dropped = 0
@@ -155,13 +169,19 @@ class SignInLog:
         return pending.id
 
     def flush(self) -> None:
-        """Write everything queued so far, in this thread. Never raises."""
+        """Write everything queued so far, in this thread, then prune when a prune is due. Never raises."""
         try:
             with self._write_lock:
                 while self._write_batch():
                     pass
+                self._prune_if_due()
         except Exception:
             log.exception("sign-in log: flush failed")
+
+    def prune(self) -> int:
+        """Delete the entries older than the retention, now; how many were deleted. Never raises."""
+        with self._write_lock:
+            return self._prune()
 
     def close(self) -> None:
         """Stop the writer and write what is left. Entries recorded afterwards are dropped."""
@@ -217,6 +237,37 @@ class SignInLog:
         except Exception:
             log.exception("sign-in log: %d entries could not be written and were dropped", len(batch))
         return True
+
+    def _prune_if_due(self) -> None:
+        """A prune is due an interval after the last one, at the first flush, or when the clock went back."""
+        if self._retention is None:
+            return
+        now = self._clock.now()
+        last = self._last_prune
+        if last is None or now < last or now - last >= PRUNE_INTERVAL:
+            self._prune()
+
+    def _prune(self) -> int:
+        if self._retention is None:
+            return 0
+        now = self._clock.now()
+        self._last_prune = now
+        cutoff = now - self._retention
+        row = SignInLogRow
+        oldest = select(row.id).where(row.created_at < cutoff).limit(PRUNE_BATCH)
+        deleted = 0
+        try:
+            while True:
+                with self._db.engine.begin() as connection:
+                    count = connection.execute(delete(row).where(row.id.in_(oldest))).rowcount or 0
+                deleted += count
+                if count < PRUNE_BATCH:
+                    break
+        except Exception:
+            log.exception("sign-in log: pruning entries older than %s failed", cutoff.isoformat())
+        if deleted:
+            log.info("sign-in log: %d entries older than %s deleted", deleted, cutoff.isoformat())
+        return deleted
 
     def _write(self, batch: Sequence[_Pending]) -> None:
         rows = [_row_values(p) for p in batch]

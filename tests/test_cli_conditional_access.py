@@ -125,6 +125,24 @@ def test_locations(data_dir: Path) -> None:
     assert "Gone soon" not in ok("ca", "location", "list", *T, data_dir=data_dir)
 
 
+def test_a_location_is_updated_part_by_part_and_the_change_is_published(data_dir: Path) -> None:
+    ok("ca", "location", "add", *T, "--name", "Lab", "--range", "172.20.0.0/16", data_dir=data_dir)
+    events = snapshot(data_dir)[2]
+    renamed = ok("ca", "location", "update", *T, "lab", "--name", "Lab West", data_dir=data_dir)
+    assert renamed.endswith("\tLab West\tuntrusted\t172.20.0.0/16\n")
+    trusted = ok("ca", "location", "update", *T, "Lab West", "--trusted", data_dir=data_dir)
+    assert "\tLab West\ttrusted\t172.20.0.0/16" in trusted
+    # The ranges given replace the old ones (Graph's PATCH replaces lists); comma-separated works too.
+    moved = ok(
+        "ca", "location", "update", *T, "Lab West", "--range", "172.21.0.0/16,fd00:1::/48", "--untrusted",
+        data_dir=data_dir,
+    )  # fmt: skip
+    assert "\tLab West\tuntrusted\t172.21.0.0/16,fd00:1::/48" in moved
+    # Each change is a new policy snapshot on the critical-event outbox (the DevOps service's location checks).
+    assert snapshot(data_dir)[2] == events + 3
+    ok("ca", "location", "remove", *T, "Lab West", data_dir=data_dir)
+
+
 def test_policy_life_and_what_if(data_dir: Path) -> None:
     before_events = snapshot(data_dir)[2]
     line = ok(
@@ -456,6 +474,14 @@ def test_other_refusals_change_nothing(data_dir: Path) -> None:
             "covers every address",
         ),
         (("ca", "location", "add", *T, "--name", "Words", "--range", "downtown"), "not a CIDR range"),
+        (("ca", "location", "update", *T, "Home"), "nothing to change"),
+        (("ca", "location", "update", *T, "Atlantis", "--trusted"), "no named location 'Atlantis'"),
+        (("ca", "location", "update", *T, "Home", "--name", "OFFICE"), "exists"),
+        (("ca", "location", "update", *T, "Home", "--range", "192.168.1.1/24"), "host bits set"),
+        (("ca", "location", "update", *T, "Home", "--range", "::/0"), "covers every address"),
+        (("ca", "location", "update", *T, "Home", "--range", "uptown"), "not a CIDR range"),
+        (("ca", "location", "update", *T, "Home", "--range", ""), "needs at least one range"),
+        (("ca", "location", "update", *T, "Home", "--name", ""), "displayName: is required"),
         (("ca", "policy", "delete", *T, "No Such Policy"), "no Conditional Access policy"),
         (("ca", "policy", "set-state", *T, "Uses Home", "sideways"), "unknown state"),
         (("ca", "policy", "update", *T, "Uses Home"), "nothing to change"),

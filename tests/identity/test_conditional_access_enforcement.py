@@ -664,3 +664,16 @@ def test_a_forwarded_office_address_from_an_untrusted_peer_does_not_get_past_the
     assert_refused(password_grant(entryway, "fran", http=http), 53003, "interaction_required")
     row = log_entries(entryway, user_id=fence.users["fran"], error_code=53003)[-1]
     assert row.ip_address == OUTSIDE
+
+
+def test_a_refused_password_grant_is_logged_with_the_user_it_named(entryway: Instance, fence: Fence) -> None:
+    wrong = password_grant(entryway, "dirk", password="not-the-password")
+    assert_refused(wrong, 50126, "invalid_grant")
+    row = log_entries(entryway, user_id=fence.users["dirk"], error_code=50126)[-1]
+    assert row.user_principal_name == "dirk@fence.test"
+    assert row.authentication_protocol == "ropc"
+    # A name that is nobody in the tenant is logged as it was typed (Entra's AADSTS50034 entries do so).
+    unknown = password_grant(entryway, "nobody")
+    assert_refused(unknown, 50034, "invalid_grant")
+    row = log_entries(entryway, user_principal_name="nobody@fence.test")[-1]
+    assert (row.error_code, row.user_id) == (50034, None)

@@ -57,7 +57,9 @@ class PasswordGrant:
         scope = _scope(request)
         user = ctx.directory.find_user_by_upn(username)
         if user is None or user.tenant_id != ctx.tenant.id:
+            ctx.trail.user_principal_name = username  # Entra logs the name that was tried
             raise OAuthError(USER_NOT_FOUND, user=username, directory=ctx.tenant.display_name)
+        ctx.trail.user_id, ctx.trail.user_principal_name = user.object_id, user.user_principal_name
         check = require_sign_ins(ctx).check_password(user, password, request.client_address)
         refusal = _REFUSALS.get(check)
         if refusal is not None:

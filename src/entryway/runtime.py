@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 
 from entryway.config.settings import Settings
 from entryway.devops.pipelines.variables import PIPELINE_VARIABLES_PURPOSE
-from entryway.devops.web.app import DevOpsContext, create_devops_app
 from entryway.identity.managed.header import identity_header
 from entryway.identity.signin.log import SignInLog
-from entryway.identity.web.app import IdentityContext, create_identity_app
-from entryway.identity.web.managed_identity import create_app_service_app, create_imds_app
 from entryway.keys.keyring import DEVOPS_OIDC, KeyEncryptor, Keyring, KeyService, MasterKeyMismatch
 from entryway.kit.clock import Clock, SystemClock
 from entryway.kit.secrets import CLIENT_SECRET, MasterKey, SecretDigester
 from entryway.kit.web import trust_proxies
 from entryway.store.db import Database
+
+if TYPE_CHECKING:
+    from entryway.identity.web.app import IdentityContext
 
 DIGEST_PURPOSE = "entryway/secret-digest/v1"
 TOTP_PURPOSE = "entryway/totp/v1"
@@ -73,7 +74,12 @@ class Runtime:
     def devops_web_client_secret(self) -> str:
         return CLIENT_SECRET.derive(self.master_key.derive(DEVOPS_WEB_CLIENT_PURPOSE))
 
+    # The web applications are imported when built: administrative commands open a runtime for its database
+    # and keys only, and should not pay for importing both services.
+
     def _identity_context(self) -> IdentityContext:
+        from entryway.identity.web.app import IdentityContext
+
         return IdentityContext(
             origin=self.settings.identity_origin,
             db=self.db,
@@ -87,18 +93,26 @@ class Runtime:
         )
 
     def identity_app(self) -> Starlette:
+        from entryway.identity.web.app import create_identity_app
+
         return trust_proxies(create_identity_app(self._identity_context()), self.settings.trusted_proxies)
 
     def imds_app(self) -> Starlette:
         """The IMDS-compatible managed identity endpoint (plain HTTP, loopback)."""
+        from entryway.identity.web.managed_identity import create_imds_app
+
         return create_imds_app(self._identity_context())
 
     def app_service_app(self) -> Starlette:
         """The App Service-compatible managed identity endpoint (plain HTTP, loopback)."""
+        from entryway.identity.web.managed_identity import create_app_service_app
+
         assert self.settings.identity_header is not None
         return create_app_service_app(self._identity_context(), self.settings.identity_header)
 
     def devops_app(self) -> Starlette:
+        from entryway.devops.web.app import DevOpsContext, create_devops_app
+
         app = create_devops_app(
             DevOpsContext(
                 identity_origin=self.settings.identity_origin,

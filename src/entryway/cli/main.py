@@ -90,7 +90,7 @@ def fail(message: str) -> typer.Exit:
 @contextmanager
 def admin_runtime(data_dir: Path) -> Iterator[Runtime]:
     """The runtime for an administrative command on a data directory (the server may be running)."""
-    from entryway.config.declarative import ConfigError
+    from entryway.config.errors import ConfigError
     from entryway.devops.orgs.service import OrgError
     from entryway.devops.projects.service import ProjectError
     from entryway.identity.directory.service import DirectoryError
@@ -235,7 +235,8 @@ def serve(
 ) -> None:
     """Start the identity platform and the DevOps service over HTTPS."""
     from entryway.cli.banner import render
-    from entryway.config.declarative import ConfigError, apply_config, load_config
+    from entryway.config.declarative import apply_config, load_config
+    from entryway.config.errors import ConfigError
     from entryway.config.seed import DEMO_PASSWORD_ENV, ensure_installation, seed_demo
     from entryway.keys.keyring import MasterKeyMismatch
     from entryway.server import EntrywayServer

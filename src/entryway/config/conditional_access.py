@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from entryway.config.errors import ConfigError
 from entryway.identity.directory.conditional_access import (
     ConditionalAccessError,
     ConditionalAccessService,
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 
 def _config_error(where: str, message: str) -> Exception:
-    from entryway.config.declarative import ConfigError
-
     return ConfigError(f"{where}: {message}")
 
 

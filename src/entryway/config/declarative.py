@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from entryway.config.conditional_access import apply_conditional_access
+from entryway.config.errors import ConfigError
 from entryway.config.members import add_member, find_member
 from entryway.config.pat_policies import apply_org_pat_policies, apply_tenant_extras
 from entryway.config.pipelines import apply_pipelines
@@ -35,10 +36,6 @@ from entryway.kit.clock import Clock
 from entryway.kit.ids import parse_guid
 from entryway.runtime import Runtime
 from entryway.store.models import ApplicationRow, ManagedIdentityRow, TenantRow
-
-
-class ConfigError(ValueError):
-    """The config file is wrong; the message names where."""
 
 
 @dataclass

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from entryway.config.errors import ConfigError
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pats.policy import (
@@ -74,8 +75,6 @@ ALLOWLIST_KEYS = {
 
 @contextmanager
 def _at(cfg: _Reader) -> Iterator[None]:
-    from entryway.config.declarative import ConfigError
-
     try:
         yield
     except (DirectoryError, PatPolicyError) as exc:
@@ -152,8 +151,6 @@ def _apply_groups(groups: GroupService, tenant: TenantRow, cfg: _Reader, report:
 def _entry(
     directory: DirectoryService, groups: GroupService, tenant: TenantRow, cfg: _Reader
 ) -> AllowlistEntry:
-    from entryway.config.declarative import ConfigError
-
     cfg.check_keys({"user", "group"})
     upn, group = cfg.text("user"), cfg.text("group")
     if (upn is None) == (group is None):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from entryway.config.errors import ConfigError
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.orgs.service import Organization
 from entryway.devops.pipelines.service import Pipeline, PipelineError, PipelineService, normalize_yaml_path
@@ -50,8 +51,6 @@ def apply_pipelines(
     actor: Actor,
     report: ApplyReport,
 ) -> None:
-    from entryway.config.declarative import ConfigError
-
     pipelines = PipelineService(session, clock, cipher)
     for pipeline_cfg in cfg.items("pipelines"):
         pipeline_cfg.check_keys(KEYS)
@@ -76,8 +75,6 @@ def _apply_pipeline(
     cfg: _Reader,
     actor: Actor,
 ) -> tuple[bool, Pipeline]:
-    from entryway.config.declarative import ConfigError
-
     name = cfg.text("name", required=True) or ""
     repository = cfg.text("repository", required=True) or ""
     yaml_path = normalize_yaml_path(cfg.text("yaml") or "azure-pipelines.yml")
@@ -102,8 +99,6 @@ def _apply_variables(
     actor: Actor,
     report: ApplyReport,
 ) -> None:
-    from entryway.config.declarative import ConfigError
-
     raw = cfg.raw("variables")
     if raw is None:
         return
@@ -121,8 +116,6 @@ def _apply_variables(
 
 
 def _variable(where: str, spec: object) -> tuple[str, bool]:
-    from entryway.config.declarative import ConfigError
-
     if isinstance(spec, bool):
         return ("true" if spec else "false"), False
     if isinstance(spec, str | int | float):

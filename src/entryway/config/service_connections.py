@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from entryway.config.errors import ConfigError
 from entryway.devops.audit.recorder import Actor
 from entryway.devops.connections.service import (
     ConnectionService,
@@ -54,8 +55,6 @@ KEYS = {
 
 @contextmanager
 def _at(cfg: _Reader) -> Iterator[None]:
-    from entryway.config.declarative import ConfigError
-
     try:
         yield
     except (DirectoryError, ServiceConnectionError) as exc:
@@ -98,8 +97,6 @@ def apply_service_connections(
 
 def _client_id(directory: DirectoryService, cfg: _Reader) -> tuple[str, str]:
     """(tenant id, client id) of the app or user-assigned managed identity the connection names."""
-    from entryway.config.declarative import ConfigError
-
     tenant = directory.find_tenant(cfg.text("tenant", required=True) or "")
     app_ref, mi_ref = cfg.text("app"), cfg.text("managed_identity")
     if (app_ref is None) == (mi_ref is None):
@@ -125,8 +122,6 @@ def _apply_connection(
     cfg: _Reader,
     report: ApplyReport,
 ) -> ServiceConnection:
-    from entryway.config.declarative import ConfigError
-
     name = cfg.text("name", required=True) or ""
     issuer = cfg.text("issuer") or IssuerMode.DEVOPS.value
     if issuer not in {m.value for m in IssuerMode}:

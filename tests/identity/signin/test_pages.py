@@ -237,6 +237,27 @@ def test_prompt_none_without_a_session_sends_login_required_to_the_app(entryway:
     assert form.hidden()["error"] == "login_required"
 
 
+def test_prompt_none_with_two_accounts_needs_a_login_hint(entryway: Instance) -> None:
+    first, second = new_user(entryway), new_user(entryway)
+    http = identity_session(entryway)
+    walk_sign_in(http, authorize(http, entryway), user=first, clock=entryway.clock)
+    walk_sign_in(http, authorize(http, entryway, prompt="login"), user=second, clock=entryway.clock)
+    # Two accounts in this browser: a silent request that does not say which is Entra's AADSTS16000.
+    ambiguous = authorize(http, entryway, prompt="none", response_mode="query")
+    params = parse_qs(urlsplit(ambiguous.headers["location"]).query)
+    assert params["error"] == ["interaction_required"]
+    assert params["error_description"][0].startswith("AADSTS16000: Either multiple user identities")
+    assert params["state"] == ["state-123"]
+    # A login_hint picks one; a hint naming nobody signed in here is login_required.
+    for user in (first, second):
+        hinted = authorize(http, entryway, prompt="none", response_mode="query", login_hint=user.upn.upper())
+        assert "code" in parse_qs(urlsplit(hinted.headers["location"]).query), hinted.headers["location"]
+    stranger = authorize(
+        http, entryway, prompt="none", response_mode="query", login_hint="nobody@contoso.test"
+    )
+    assert parse_qs(urlsplit(stranger.headers["location"]).query)["error"] == ["login_required"]
+
+
 def test_redirect_uri_mismatch_and_unknown_client_are_shown_never_redirected(entryway: Instance) -> None:
     http = identity_session(entryway)
     mismatch = authorize(http, entryway, redirect_uri="https://attacker.example/cb")

@@ -179,6 +179,14 @@ PKCE_METHOD_UNSUPPORTED = Aadsts(
 LOGIN_REQUIRED = Aadsts(
     50058, "login_required", 400, "A silent sign-in request was sent but no user is signed in."
 )
+# prompt=none with several accounts signed in to the browser and no login_hint choosing one of them.
+ACCOUNT_SELECTION_REQUIRED = Aadsts(
+    16000,
+    "interaction_required",
+    400,
+    "Either multiple user identities are available for the current request or selected account is not supported "
+    "for the scenario.",
+)
 INTERACTION_REQUIRED_MFA = Aadsts(
     50076,
     "interaction_required",

@@ -541,8 +541,12 @@ class SignInPages:
         hint = (login_hint or "").strip().lower()
         hinted = [a for a in candidates if a.upn == hint] if hint else candidates
         if prompt == "none":
-            if len(hinted) != 1:
-                raise RedirectError(flow.authorize, LOGIN_REQUIRED, f"{len(hinted)} session accounts")
+            if len(hinted) > 1:  # Entra: choosing needs the picker, which a silent request cannot show
+                raise RedirectError(
+                    flow.authorize, catalogue.ACCOUNT_SELECTION_REQUIRED, f"{len(hinted)} accounts"
+                )
+            if not hinted:
+                raise RedirectError(flow.authorize, LOGIN_REQUIRED, "no session account for the request")
             return self._continue_as(session, ex, flow, hinted[0], interactive=False)
         if prompt == "login" or not candidates:
             flow.step = "username"

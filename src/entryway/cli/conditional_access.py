@@ -104,14 +104,14 @@ def location_update(
 ) -> None:
     """Change a named location: the options given replace those parts (like Graph's PATCH). Policies that
     name it see the change at once."""
-    patch: dict[str, Any] = {"@odata.type": "#microsoft.graph.ipNamedLocation"}
+    patch: dict[str, Any] = {}
     if name is not None:
         patch["displayName"] = name
     if ranges is not None:
         patch["ipRanges"] = [{"cidrAddress": r} for item in ranges for r in item.split(",") if r.strip()]
     if trusted is not None:
         patch["isTrusted"] = trusted
-    if len(patch) == 1:
+    if not patch:
         raise fail("nothing to change: give --name, --range or --trusted/--untrusted")
     with _service(data_dir, tenant) as (service, t):
         typer.echo(_location_line(service.update_location(t.id, location, patch)))

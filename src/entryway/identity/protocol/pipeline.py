@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from entryway.identity.directory.first_party import FIRST_PARTY_APPS, MICROSOFT_GRAPH
@@ -116,7 +116,7 @@ class GrantContext:
     pairwise_sub: Callable[[str, str], str]
     # What the request is about, for the sign-in log; a grant that finds its user notes it here before it can
     # refuse (a disabled user's refused refresh is logged with the user, as Entra does).
-    trail: IssuanceTrail = field(default_factory=IssuanceTrail)
+    trail: IssuanceTrail
 
 
 @dataclass(frozen=True)

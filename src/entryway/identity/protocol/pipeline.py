@@ -273,8 +273,10 @@ class TokenEndpoint:
         )
         outcome = grant.authorize(context)
         self._note_outcome(trail, outcome)
-        check_claims_satisfied(claims_request, outcome.sign_in)
+        # Policies first: a block (the address a CAE challenge names, say) is final, and a fresh sign-in, which
+        # a challenge's `nbf` asks for, would only meet the same block.
         self._enforce_conditional_access(context, outcome, claims_request, trail)
+        check_claims_satisfied(claims_request, outcome.sign_in)
         return self._issue(context, outcome, cae=claims_request.cae_capable)
 
     def _issue(self, ctx: GrantContext, outcome: GrantOutcome, *, cae: bool) -> dict[str, Any]:
